@@ -1,0 +1,30 @@
+"""Exceptions flinkwire raises to its callers.
+
+Malformed traffic is never an exception: it becomes a row of `anomalies`.
+These types are for what stops an analysis before it starts.
+"""
+
+
+class FlinkwireError(Exception):
+    """Base of every error flinkwire raises on purpose."""
+
+
+class CaptureError(FlinkwireError):
+    """The file cannot be read as a capture at all (missing, empty, not pcap/pcapng).
+
+    `path` names the file and `reason` says what is wrong, in one line.
+    """
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ConfigError(FlinkwireError):
+    """A Flink configuration file given by the user cannot be read."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
