@@ -1,0 +1,357 @@
+"""Open a capture file and walk its packet records.
+
+Theory of operation: the file is memory-mapped read-only (a gzip file is first
+inflated into a private temporary file, removed on close), so resident memory
+follows the pages being read, not the file size. The pcap walk and the pcapng
+walk are each one loop with precompiled structs; they stop at the first record
+whose header or body the file cannot hold, and report that as an anomaly with
+its file offset. They never seek backwards and never read past the end.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import mmap
+import os
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CaptureError
+
+log = logging.getLogger(__name__)
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", "us"),
+    b"\xa1\xb2\xc3\xd4": (">", "us"),
+    b"\x4d\x3c\xb2\xa1": ("<", "ns"),
+    b"\xa1\xb2\x3c\x4d": (">", "ns"),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+# A record longer than this is a damaged length field, not a frame: the
+# largest link-layer frames in practice (TSO, loopback) stay well below it.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+BLOCK_SHB = 0x0A0D0D0A
+BLOCK_IDB = 1
+BLOCK_OPB = 2
+BLOCK_SPB = 3
+BLOCK_EPB = 6
+
+
+@dataclass
+class CaptureInfo:
+    """What the container says about itself, and what was wrong with it."""
+
+    path: str
+    format: str = ""
+    byte_order: str = ""
+    timestamp_resolution: str = ""
+    snaplen: int = 0
+    linktypes: list[int] = field(default_factory=list)
+    compressed: bool = False
+    file_size: int = 0
+    records_total: int = 0
+    records_complete: int = 0
+    partial_records: int = 0
+    sections: int = 0
+    interfaces: int = 0
+    anomalies: list[dict] = field(default_factory=list)
+
+    def anomaly(self, kind: str, file_offset: int, detail: str, **extra) -> None:
+        row = {"kind": kind, "file_offset": file_offset, "detail": detail}
+        row.update(extra)
+        self.anomalies.append(row)
+        log.warning("%s: %s at file offset %d: %s", self.path, kind, file_offset, detail)
+
+
+class Capture:
+    """An open capture: iterate it for records; close it (or use `with`)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.info = CaptureInfo(path=str(self.path))
+        self._file = None
+        self._tmp = None
+        self._map = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self._file = open(self.path, "rb")
+        except FileNotFoundError:
+            raise CaptureError(self.path, "no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(self.path, "is a directory, not a capture file") from None
+        except OSError as exc:
+            raise CaptureError(self.path, f"cannot be opened ({exc.strerror})") from None
+
+        head = self._file.read(4)
+        if head[:2] == GZIP_MAGIC:
+            self._inflate()
+            head = self._file.read(4)
+        self.info.file_size = os.fstat(self._file.fileno()).st_size
+        if not head:
+            self.close()
+            raise CaptureError(self.path, "is empty")
+        if head in PCAP_MAGICS:
+            self.info.format = "pcap"
+        elif head == PCAPNG_SHB:
+            self.info.format = "pcapng"
+        else:
+            self.close()
+            raise CaptureError(
+                self.path,
+                f"is not a pcap or pcapng capture (starts with bytes {head.hex(' ')})",
+            )
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def _inflate(self) -> None:
+        self.info.compressed = True
+        self._file.seek(0)
+        tmp = tempfile.NamedTemporaryFile(prefix="flinkwire-", suffix=".pcap", delete=False)
+        self._tmp = tmp.name
+        try:
+            with gzip.GzipFile(fileobj=self._file) as zipped:
+                shutil.copyfileobj(zipped, tmp, 1 << 20)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            # A cut gzip stream still gives what was inflated before the cut.
+            self.info.anomaly("truncated-gzip", 0, f"gzip stream ends early ({exc})")
+        finally:
+            tmp.close()
+        self._file.close()
+        self._file = open(self._tmp, "rb")
+
+    def __iter__(self):
+        if self._map is None:
+            return iter(())
+        if self.info.format == "pcap":
+            return _walk_pcap(self._map, self.info)
+        return _walk_pcapng(self._map, self.info)
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                # A caller still holds a view into the map; it is released
+                # when that view goes, and the file below is closed now.
+                pass
+            self._map = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def open_capture(path: str | os.PathLike) -> Capture:
+    """Open `path` as a capture; raises `CaptureError` if it is not one."""
+    return Capture(path)
+
+
+def _walk_pcap(buf, info: CaptureInfo):
+    end = len(buf)
+    order, resolution = PCAP_MAGICS[bytes(buf[:4])]
+    info.byte_order = "little" if order == "<" else "big"
+    info.timestamp_resolution = resolution
+    if end < 24:
+        info.anomaly("truncated-file-header", 0, f"file header needs 24 bytes, {end} present",
+                     bytes_present=end, bytes_needed=24)
+        return
+    _, _, _, _, snaplen, network = struct.unpack_from(order + "HHiIII", buf, 4)
+    linktype = network & 0x0FFFFFFF
+    info.snaplen = snaplen
+    info.linktypes = [linktype]
+    info.sections = 1
+    info.interfaces = 1
+    scale = 1000 if resolution == "us" else 1
+    frac_limit = 1_000_000 if resolution == "us" else 1_000_000_000
+    header = struct.Struct(order + "IIII").unpack_from
+    limit = max(snaplen, 262144, MAX_RECORD_BYTES) if snaplen else MAX_RECORD_BYTES
+    off = 24
+    bad_frac = 0
+    while off < end:
+        if off + 16 > end:
+            info.partial_records += 1
+            info.anomaly("truncated_record_header", off,
+                         f"record header needs 16 bytes, {end - off} present",
+                         bytes_present=end - off, bytes_needed=16)
+            return
+        sec, frac, incl, orig = header(buf, off)
+        if incl > limit:
+            info.anomaly("bad_record_length", off,
+                         f"record claims {incl} captured bytes (limit {limit}); "
+                         "the rest of the file is not read", incl_len=incl)
+            return
+        body = off + 16
+        if body + incl > end:
+            info.partial_records += 1
+            info.anomaly("truncated_record_data", off,
+                         f"record claims {incl} bytes, {end - body} present",
+                         incl_len=incl, bytes_present=end - body)
+            return
+        if frac >= frac_limit:
+            bad_frac += 1
+        info.records_total += 1
+        info.records_complete += 1
+        yield sec * 1_000_000_000 + frac * scale, linktype, buf, body, incl, orig
+        off = body + incl
+    if bad_frac:
+        info.anomaly("invalid_timestamp", 24,
+                     f"{bad_frac} records have a sub-second field of one second or more",
+                     records=bad_frac)
+
+
+def _resolution_factor(tsresol: int) -> tuple[int, int]:
+    """(multiply, divide) turning interface time units into nanoseconds."""
+    if tsresol & 0x80:
+        return 1_000_000_000, 1 << (tsresol & 0x7F)
+    exp = tsresol & 0x7F
+    if exp <= 9:
+        return 10 ** (9 - exp), 1
+    return 1, 10 ** (exp - 9)
+
+
+def _walk_pcapng(buf, info: CaptureInfo):
+    end = len(buf)
+    off = 0
+    order = "<"
+    u32 = struct.Struct("<I").unpack_from
+    epb = struct.Struct("<IIIII").unpack_from
+    interfaces: list[tuple[int, int, int, int]] = []  # linktype, mul, div, offset_ns
+    resolutions: set[str] = set()
+    while off < end:
+        if off + 12 > end:
+            info.partial_records += 1
+            info.anomaly("truncated_block_header", off,
+                         f"block header needs 12 bytes, {end - off} present",
+                         bytes_present=end - off, bytes_needed=12)
+            break
+        raw_type = bytes(buf[off:off + 4])
+        if raw_type == PCAPNG_SHB:
+            magic = bytes(buf[off + 8:off + 12])
+            if magic == b"\x4d\x3c\x2b\x1a":
+                order = "<"
+            elif magic == b"\x1a\x2b\x3c\x4d":
+                order = ">"
+            else:
+                info.anomaly("bad_section_header", off, "byte-order magic not recognised")
+                break
+            u32 = struct.Struct(order + "I").unpack_from
+            epb = struct.Struct(order + "IIIII").unpack_from
+            info.sections += 1
+            if not info.byte_order:
+                info.byte_order = "little" if order == "<" else "big"
+            interfaces = []
+        btype = u32(buf, off)[0]
+        blen = u32(buf, off + 4)[0]
+        if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES + 64:
+            info.anomaly("bad_block_length", off,
+                         f"block type {btype:#x} claims length {blen}; the rest is not read",
+                         block_length=blen)
+            break
+        if off + blen > end:
+            is_packet = btype in (BLOCK_EPB, BLOCK_SPB, BLOCK_OPB)
+            if is_packet:
+                info.partial_records += 1
+            info.anomaly("truncated_record_data" if is_packet else "truncated_block", off,
+                         f"block type {btype:#x} claims {blen} bytes, {end - off} present",
+                         block_length=blen, bytes_present=end - off)
+            break
+        body = off + 8
+        body_end = off + blen - 4
+        if btype == BLOCK_EPB:
+            info.records_total += 1
+            if body + 20 > body_end:
+                info.anomaly("bad_record_length", off, "enhanced packet block too short")
+            else:
+                ifid, ts_hi, ts_lo, caplen, origlen = epb(buf, body)
+                data = body + 20
+                if data + caplen > body_end or ifid >= len(interfaces):
+                    reason = ("captured length runs past its block" if ifid < len(interfaces)
+                              else f"names interface {ifid}, which was not described")
+                    info.anomaly("bad_record_length", off, reason, incl_len=caplen)
+                else:
+                    linktype, mul, div, ts_off = interfaces[ifid]
+                    ts = ((ts_hi << 32) | ts_lo) * mul // div + ts_off
+                    info.records_complete += 1
+                    yield ts, linktype, buf, data, caplen, origlen
+        elif btype == BLOCK_SPB:
+            info.records_total += 1
+            if interfaces and body + 4 <= body_end:
+                origlen = u32(buf, body)[0]
+                linktype, _, _, _ = interfaces[0]
+                caplen = min(origlen, body_end - body - 4)
+                info.records_complete += 1
+                yield 0, linktype, buf, body + 4, caplen, origlen
+            else:
+                info.anomaly("bad_record_length", off, "simple packet block without interface")
+        elif btype == BLOCK_OPB:
+            info.records_total += 1
+            if body + 20 <= body_end:
+                head = struct.unpack_from(order + "HHIIII", buf, body)
+                ifid, _, ts_hi, ts_lo, caplen, origlen = head
+                data = body + 20
+                if ifid < len(interfaces) and data + caplen <= body_end:
+                    linktype, mul, div, ts_off = interfaces[ifid]
+                    ts = ((ts_hi << 32) | ts_lo) * mul // div + ts_off
+                    info.records_complete += 1
+                    yield ts, linktype, buf, data, caplen, origlen
+                    off += blen
+                    continue
+            info.anomaly("bad_record_length", off, "packet block does not fit")
+        elif btype == BLOCK_IDB:
+            if body + 8 > body_end:
+                info.anomaly("bad_block_length", off, "interface block too short")
+            else:
+                linktype, _, snaplen = struct.unpack_from(order + "HHI", buf, body)
+                tsresol, tsoffset = _idb_options(buf, body + 8, body_end, order)
+                mul, div = _resolution_factor(tsresol)
+                resolutions.add({6: "us", 9: "ns", 3: "ms"}.get(tsresol, f"resol {tsresol:#x}"))
+                interfaces.append((linktype, mul, div, tsoffset * 1_000_000_000))
+                info.interfaces += 1
+                if linktype not in info.linktypes:
+                    info.linktypes.append(linktype)
+                info.snaplen = max(info.snaplen, snaplen)
+        # Any other block (name resolution, statistics, custom, decryption
+        # secrets, ...) carries no packet and is skipped by its length.
+        off += blen
+    info.timestamp_resolution = ",".join(sorted(resolutions)) if resolutions else ""
+
+
+def _idb_options(buf, off: int, end: int, order: str) -> tuple[int, int]:
+    """if_tsresol and if_tsoffset of an interface block (defaults: µs, 0)."""
+    tsresol, tsoffset = 6, 0
+    opt = struct.Struct(order + "HH").unpack_from
+    while off + 4 <= end:
+        code, length = opt(buf, off)
+        if code == 0:
+            break
+        value = off + 4
+        if value + length > end:
+            break
+        if code == 9 and length >= 1:
+            tsresol = buf[value]
+        elif code == 14 and length >= 8:
+            tsoffset = struct.unpack_from(order + "q", buf, value)[0]
+        off = value + ((length + 3) & ~3)
+    return tsresol, tsoffset

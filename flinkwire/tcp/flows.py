@@ -1,0 +1,403 @@
+"""The flow table and per-direction TCP reassembly.
+
+Theory of operation
+-------------------
+A flow is keyed by its two endpoints in a canonical order, so both directions
+land in one `Flow`; `Flow.halves[i]` holds what endpoint `i` of the key sent.
+Each `Half` turns segments into a byte stream addressed by *stream offset*
+(0 = first byte after the SYN, or the first byte seen when the handshake was
+not captured). Sequence numbers are unwrapped against the next expected offset,
+so 32-bit wraparound and streams beyond 4 GiB need no special case.
+
+Guarantees, per direction:
+
+- every sequence byte is counted once (`unique_bytes`), whatever the
+  retransmissions, duplicates and overlaps;
+- reordering is repaired: a segment ahead of the stream waits in `pending`
+  until the hole before it fills, or until the flow ends, when the hole is
+  declared a gap (`gap_bytes`, an anomaly with its offset and length);
+- on overlap the first-seen bytes are kept; a retransmission whose bytes
+  differ from what was kept is a `conflicting-retransmission` anomaly;
+- a frame recorded twice by `tcpdump -i any` (same headers and checksum within
+  a few milliseconds) is dropped and counted in `capture_duplicates`, not
+  counted as a retransmission.
+
+Memory: only the first `Limits.retain_per_direction` bytes of each direction
+are kept (as chunks, since gaps leave holes); later bytes are counted, not
+stored. Out-of-order data waits in `pending` up to `Limits.pending_per_direction`
+bytes, after which the hole is given up as a gap. The table holds at most
+`Limits.max_flows` flows; the least recently active one is evicted (finished
+and handed on) when it is full, and each eviction is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+MASK = 0xFFFFFFFF
+HALF_RANGE = 1 << 31
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+DUPLICATE_WINDOW_NS = 2_000_000
+MAX_MARKS = 200_000
+MAX_PENDING_SEGMENTS = 4096
+
+
+@dataclass
+class Limits:
+    """Bounds on what one analysis keeps in memory (all configurable)."""
+
+    retain_per_direction: int = 4 * 1024 * 1024
+    retain_total: int = 512 * 1024 * 1024
+    pending_per_direction: int = 8 * 1024 * 1024
+    max_flows: int = 200_000
+
+
+class Half:
+    """One direction of a flow."""
+
+    __slots__ = (
+        "based", "seq_next", "next", "chunks", "kept", "pending", "pending_bytes",
+        "unique_bytes", "gap_bytes", "frames", "payload_frames", "dup_bytes",
+        "out_of_order", "syn", "fin", "rst", "first_ts", "last_ts", "marks",
+        "last_sig", "last_sig_ts", "capture_duplicates", "anomalies", "retain_cut",
+        "before_start",
+    )
+
+    def __init__(self):
+        self.based = False        # stream offset 0 has been tied to a sequence number
+        self.seq_next = 0         # 32-bit sequence number of stream offset `next`
+        self.next = 0             # next expected stream offset
+        self.chunks = []          # [start_offset, bytearray] of retained bytes
+        self.kept = 0
+        self.pending = {}         # offset -> (bytes or None, length, ts)
+        self.pending_bytes = 0
+        self.unique_bytes = 0
+        self.gap_bytes = 0
+        self.frames = 0
+        self.payload_frames = 0
+        self.dup_bytes = 0
+        self.out_of_order = 0
+        self.syn = False
+        self.fin = False
+        self.rst = False
+        self.first_ts = None
+        self.last_ts = None
+        self.marks = []           # (offset, ts) where retained segments start
+        self.last_sig = None
+        self.last_sig_ts = 0
+        self.capture_duplicates = 0
+        self.anomalies = []
+        self.retain_cut = False   # retention limit reached: later bytes not kept
+        self.before_start = 0     # bytes that precede stream offset 0
+
+    # -- the byte stream ---------------------------------------------------
+
+    def head(self) -> bytes:
+        """The retained bytes from offset 0 up to the first hole."""
+        if not self.chunks or self.chunks[0][0] != 0:
+            return b""
+        return bytes(self.chunks[0][1])
+
+    def head_complete(self) -> bool:
+        """True when `head()` is the whole stream (nothing cut, no hole after it)."""
+        return (not self.retain_cut and len(self.chunks) <= 1
+                and self.gap_bytes == 0 and not self.pending)
+
+    def timestamp_at(self, offset: int):
+        """Timestamp (ns) of the segment that carried stream byte `offset`."""
+        marks = self.marks
+        lo, hi = 0, len(marks)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if marks[mid][0] <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return marks[lo - 1][1] if lo else self.first_ts
+
+    def _held(self, offset: int, length: int):
+        for start, data in self.chunks:
+            if start <= offset and offset + length <= start + len(data):
+                return bytes(data[offset - start:offset - start + length])
+        return None
+
+    def _check_overlap(self, offset: int, payload, ts) -> None:
+        if payload is None:
+            return
+        held = self._held(offset, len(payload))
+        if held is not None and held != payload:
+            self.anomalies.append({
+                "kind": "conflicting-retransmission",
+                "offset": offset,
+                "length": len(payload),
+                "ts": ts,
+                "detail": f"retransmitted bytes {offset}-{offset + len(payload)} differ "
+                          "from the first copy; the first copy is kept",
+            })
+
+    def _append(self, offset: int, payload, length: int, ts, table) -> None:
+        # `offset == self.next` here: the bytes extend the stream.
+        if payload is not None and not self.retain_cut:
+            room = table.room(self)
+            if room <= 0:
+                self.retain_cut = True
+            else:
+                part = payload if length <= room else payload[:room]
+                if self.chunks and self.chunks[-1][0] + len(self.chunks[-1][1]) == offset:
+                    self.chunks[-1][1] += part
+                else:
+                    self.chunks.append([offset, bytearray(part)])
+                self.kept += len(part)
+                table.kept_total += len(part)
+                if len(self.marks) < MAX_MARKS:
+                    self.marks.append((offset, ts))
+                if len(part) < length:
+                    self.retain_cut = True
+        self.seq_next = (self.seq_next + length) & MASK
+        self.next = offset + length
+        self.unique_bytes += length
+
+    def add(self, seq: int, payload, length: int, ts, table) -> None:
+        """Place `length` payload bytes that start at 32-bit `seq`."""
+        if not self.based:
+            self.based = True
+            self.seq_next = seq
+            self.next = 0
+        delta = ((seq - self.seq_next + HALF_RANGE) & MASK) - HALF_RANGE
+        offset = self.next + delta
+        end = offset + length
+        if offset < 0:
+            # Bytes from before the point where this stream was first seen
+            # (mid-stream capture, or a reordered first segment).
+            cut = min(-offset, length)
+            self.before_start += cut
+            if end <= 0:
+                return
+            payload = payload[cut:] if payload is not None else None
+            length -= cut
+            offset = 0
+            end = length
+        if end <= self.next:
+            self.dup_bytes += length
+            self._check_overlap(offset, payload, ts)
+            return
+        if offset < self.next:
+            skip = self.next - offset
+            if payload is not None:
+                self._check_overlap(offset, payload[:skip], ts)
+                payload = payload[skip:]
+            self.dup_bytes += skip
+            length -= skip
+            offset = self.next
+        if offset == self.next:
+            self._append(offset, payload, length, ts, table)
+            if self.pending:
+                self._drain(table)
+            return
+        self._park(offset, payload, length, ts, table)
+
+    def _park(self, offset, payload, length, ts, table) -> None:
+        self.out_of_order += 1
+        old = self.pending.get(offset)
+        if old is not None:
+            if old[1] >= length:
+                self.dup_bytes += length
+                if old[0] is not None and payload is not None and old[0][:length] != payload:
+                    self.anomalies.append({
+                        "kind": "conflicting-retransmission", "offset": offset,
+                        "length": length, "ts": ts,
+                        "detail": f"two different copies of bytes {offset}-{offset + length} "
+                                  "arrived out of order; the first is kept",
+                    })
+                return
+            self.pending_bytes -= old[1]
+        keep = payload if offset < table.limits.retain_per_direction else None
+        self.pending[offset] = (bytes(keep) if keep is not None else None, length, ts)
+        self.pending_bytes += length
+        if (self.pending_bytes > table.limits.pending_per_direction
+                or len(self.pending) > MAX_PENDING_SEGMENTS):
+            self.skip_gap(table)
+
+    def _drain(self, table) -> None:
+        pending = self.pending
+        while pending:
+            first = min(pending)
+            if first > self.next:
+                return
+            payload, length, ts = pending.pop(first)
+            self.pending_bytes -= length
+            end = first + length
+            if end <= self.next:
+                self.dup_bytes += length
+                self._check_overlap(first, payload, ts)
+                continue
+            skip = self.next - first
+            if skip:
+                if payload is not None:
+                    self._check_overlap(first, payload[:skip], ts)
+                    payload = payload[skip:]
+                self.dup_bytes += skip
+            self._append(self.next, payload, length - skip, ts, table)
+
+    def skip_gap(self, table) -> None:
+        """Declare the hole before the first pending segment lost, and go on."""
+        if not self.pending:
+            return
+        first = min(self.pending)
+        hole = first - self.next
+        if hole > 0:
+            self.gap_bytes += hole
+            self.anomalies.append({
+                "kind": "gap", "offset": self.next, "length": hole,
+                "ts": self.pending[first][2],
+                "detail": f"{hole} bytes never captured at stream offset {self.next}",
+            })
+            self.next = first
+            self.seq_next = (self.seq_next + hole) & MASK
+        self._drain(table)
+
+    def finish(self, table) -> None:
+        while self.pending:
+            self.skip_gap(table)
+
+
+class Flow:
+    """Both directions of one TCP connection (or one UDP conversation)."""
+
+    __slots__ = (
+        "key", "proto", "halves", "client", "syn_seen", "synack_seen", "first_ts",
+        "last_ts", "vlan", "index", "isn", "closed",
+    )
+
+    def __init__(self, key, proto: int, ts, vlan, index: int):
+        self.key = key              # (ip0, port0, ip1, port1), endpoint 0 sorts first
+        self.proto = proto
+        self.halves = (Half(), Half())
+        self.client = None          # 0 or 1: which endpoint of the key opened the flow
+        self.syn_seen = False
+        self.synack_seen = False
+        self.first_ts = ts
+        self.last_ts = ts
+        self.vlan = vlan
+        self.index = index          # order of the first packet in the analysis
+        self.isn = [None, None]
+        self.closed = False         # a FIN or RST was seen: a new SYN starts a new flow
+
+    def endpoint(self, side: int):
+        return (self.key[0], self.key[1]) if side == 0 else (self.key[2], self.key[3])
+
+
+class FlowTable:
+    """Holds live flows; hands each finished flow to `on_done(flow)`."""
+
+    def __init__(self, on_done, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self.on_done = on_done
+        self.flows: OrderedDict = OrderedDict()
+        self.kept_total = 0
+        self.count = 0
+        self.evicted = 0
+        self.reused = 0
+
+    def room(self, half: Half) -> int:
+        return min(self.limits.retain_per_direction - half.kept,
+                   self.limits.retain_total - self.kept_total)
+
+    def add(self, seg, ts: int, buf) -> None:
+        """Feed one decoded segment (see `packets.Segment`) seen at `ts`."""
+        proto, src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum, vlan = seg
+        if (src, sport) <= (dst, dport):
+            key = (src, sport, dst, dport)
+            side = 0
+        else:
+            key = (dst, dport, src, sport)
+            side = 1
+        flows = self.flows
+        flow = flows.get(key)
+        if proto == 6 and flags & SYN and not flags & ACK and flow is not None:
+            # A SYN on a known key: a retransmitted SYN, or the port reused.
+            if flow.closed or (flow.isn[side] is not None and flow.isn[side] != seq):
+                self._finish(flow)
+                self.reused += 1
+                flow = None
+        if flow is None:
+            flow = Flow(key, proto, ts, vlan, self.count)
+            self.count += 1
+            flows[key] = flow
+            if len(flows) > self.limits.max_flows:
+                oldest = next(iter(flows))
+                self.evicted += 1
+                self._finish(flows[oldest])
+        else:
+            flows.move_to_end(key)
+            if ts < flow.first_ts:
+                flow.first_ts = ts
+        if ts > flow.last_ts:
+            flow.last_ts = ts
+
+        half = flow.halves[side]
+        length = end - start
+        if proto == 6:
+            sig = (seq, ack, flags, length, ip_id, csum)
+            if sig == half.last_sig and 0 <= ts - half.last_sig_ts < DUPLICATE_WINDOW_NS:
+                half.capture_duplicates += 1
+                return
+            half.last_sig = sig
+            half.last_sig_ts = ts
+        half.frames += 1
+        if half.first_ts is None:
+            half.first_ts = ts
+        half.last_ts = ts
+
+        if proto != 6:
+            if length > 0:
+                half.payload_frames += 1
+                payload = buf[start:end] if half.kept < self.limits.retain_per_direction else None
+                half._append(half.next, payload, length, ts, self)
+            return
+
+        if flags & SYN:
+            if flags & ACK:
+                flow.synack_seen = True
+                if flow.client is None:
+                    flow.client = 1 - side
+            else:
+                flow.syn_seen = True
+                flow.client = side
+            flow.isn[side] = seq
+            half.syn = True
+            if not half.based:
+                half.based = True
+                half.seq_next = (seq + 1) & MASK
+                half.next = 0
+            seq = (seq + 1) & MASK
+        if flags & (FIN | RST):
+            if flags & FIN:
+                half.fin = True
+            if flags & RST:
+                half.rst = True
+            flow.closed = True
+        if length > 0:
+            half.payload_frames += 1
+            payload = None
+            if not half.retain_cut and half.kept < self.limits.retain_per_direction:
+                payload = buf[start:end]
+            half.add(seq, payload, length, ts, self)
+
+    def _finish(self, flow: Flow) -> None:
+        self.flows.pop(flow.key, None)
+        for half in flow.halves:
+            half.finish(self)
+        self.on_done(flow)
+        for half in flow.halves:
+            self.kept_total -= half.kept
+            half.chunks = []
+            half.kept = 0
+
+    def finish_all(self) -> None:
+        for flow in list(self.flows.values()):
+            self._finish(flow)
