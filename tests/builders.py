@@ -1,0 +1,74 @@
+"""Builders of small synthetic captures for edge cases (scapy for packets, struct for files)."""
+
+import gzip
+import struct
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+
+def tcp_packet(src, sport, dst, dport, seq, ack=0, flags="A", payload=b"", v6=False):
+    ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
+    return Ether() / ip / TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags) / payload
+
+
+def conversation(client=("192.0.2.1", 40000), server=("198.51.100.2", 8081), c2s=(), s2c=(),
+                 isn_c=1000, isn_s=5000):
+    """Handshake, then alternating data segments, then FINs; returns scapy packets."""
+    (ci, cp), (si, sp) = client, server
+    pkts = [tcp_packet(ci, cp, si, sp, isn_c, 0, "S"),
+            tcp_packet(si, sp, ci, cp, isn_s, isn_c + 1, "SA"),
+            tcp_packet(ci, cp, si, sp, isn_c + 1, isn_s + 1, "A")]
+    cseq, sseq = isn_c + 1, isn_s + 1
+    for i in range(max(len(c2s), len(s2c))):
+        if i < len(c2s):
+            pkts.append(tcp_packet(ci, cp, si, sp, cseq, sseq, "PA", c2s[i]))
+            cseq = (cseq + len(c2s[i])) & 0xFFFFFFFF
+        if i < len(s2c):
+            pkts.append(tcp_packet(si, sp, ci, cp, sseq, cseq, "PA", s2c[i]))
+            sseq = (sseq + len(s2c[i])) & 0xFFFFFFFF
+    pkts.append(tcp_packet(ci, cp, si, sp, cseq, sseq, "FA"))
+    pkts.append(tcp_packet(si, sp, ci, cp, sseq, cseq + 1, "FA"))
+    return pkts
+
+
+def pcap_bytes(frames, linktype=1, nanos=False, big=False, base_ts=1_767_225_600):
+    """A classic pcap of raw frames (bytes), one per 1 ms."""
+    order = ">" if big else "<"
+    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262144, linktype)]
+    for i, frame in enumerate(frames):
+        frame = bytes(frame)
+        frac = i * (1_000_000 if nanos else 1000)
+        out.append(struct.pack(order + "IIII", base_ts, frac, len(frame), len(frame)) + frame)
+    return b"".join(out)
+
+
+def _block(btype, body):
+    body = body + b"\0" * (-len(body) % 4)
+    length = 12 + len(body)
+    return struct.pack("<II", btype, length) + body + struct.pack("<I", length)
+
+
+def pcapng_bytes(sections):
+    """`sections` = [[(linktype, tsresol, [(ts_units, frame), ...]), ...], ...]; one IDB per
+    interface, EPBs in order, plus an unknown block in each section that must be skipped."""
+    out = []
+    for interfaces in sections:
+        out.append(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        out.append(_block(0x0BAD, b"custom block a reader must skip"))
+        for linktype, tsresol, _ in interfaces:
+            opts = struct.pack("<HHB3x", 9, 1, tsresol) + struct.pack("<HH", 0, 0)
+            out.append(_block(1, struct.pack("<HHI", linktype, 0, 262144) + opts))
+        for ifid, (_, _, packets) in enumerate(interfaces):
+            for ts, frame in packets:
+                frame = bytes(frame)
+                body = struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(frame),
+                                   len(frame)) + frame
+                out.append(_block(6, body))
+    return b"".join(out)
+
+
+def gz(data):
+    return gzip.compress(data)
