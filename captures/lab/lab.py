@@ -303,7 +303,11 @@ def make_tls(work):
 def flink_config(sc):
     c = {}
     c["jobmanager.rpc.address"] = JM_IP
-    c["jobmanager.bind-host"] = JM_IP
+    # 1.20's REST jar-run path uploads the job files to the BlobServer at
+    # "localhost" (seen: "Could not connect to BlobServer at address
+    # localhost/127.0.0.1:6124"), so on 1.x the JobManager binds to all of
+    # its namespace's addresses; the JobManager's namespace has only lo and 192.0.2.10.
+    c["jobmanager.bind-host"] = JM_IP if sc["version"].startswith("2.") else "0.0.0.0"
     c["rest.address"] = JM_IP
     c["rest.bind-address"] = JM_IP
     for k, v in sc["ports"].items():
