@@ -1,0 +1,611 @@
+"""TLS layer: the shared capture cases, real in-memory handshakes, and hostile bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import random
+import ssl
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from flinkwire.protocols import tls_names
+from flinkwire.protocols.tls import (
+    HANDSHAKE_RECORD_LIMIT,
+    TlsFacts,
+    looks_like_tls_records,
+    parse_tls,
+    tls_server_start,
+    tls_start,
+)
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "tls"
+CASES = ["tls-8081-plain-443", "tls-ch-split-records", "tls-ch-split-tcp",
+         "tls-sslv2-hello", "vlan-ipv6-exthdr"]
+PLAINTEXT_FLOWS = ["tls-8081-plain-443.flow1", "vlan-ipv6-exthdr.flow1"]
+
+
+# --- the shared capture cases ------------------------------------------------------------
+
+
+def _case(name: str) -> tuple[bytes, bytes, dict, dict]:
+    expect = json.loads((DATA / f"{name}.expect.json").read_text())
+    flow = next(f for f in expect["tcp_flows"] if f["classification"] == "tls")
+    c2s = (DATA / f"{name}.c2s.bin").read_bytes()
+    s2c = (DATA / f"{name}.s2c.bin").read_bytes()
+    return c2s, s2c, flow, flow["tls"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_case_streams_are_the_reassembled_streams(name):
+    c2s, s2c, flow, _ = _case(name)
+    assert hashlib.sha256(c2s).hexdigest() == flow["stream_sha256"]["c2s"]
+    assert hashlib.sha256(s2c).hexdigest() == flow["stream_sha256"]["s2c"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_case_handshake_facts(name):
+    c2s, s2c, _, expected = _case(name)
+    start = tls_start(c2s)
+    assert start == 0
+    assert looks_like_tls_records(s2c, min_records=3)
+    facts = parse_tls(c2s, s2c, start_c2s=start)
+    got = dataclasses.asdict(facts)
+    checked = 0
+    for key, want in expected.items():
+        if key.endswith("_note"):
+            continue
+        if key in ("server_certificates", "client_certificates"):
+            assert len(got[key]) == len(want), key
+            for cert, cert_want in zip(got[key], want):
+                for field, value in cert_want.items():
+                    assert cert[field] == value, (key, field)
+                assert cert["error"] is None
+        else:
+            assert got[key] == want, key
+        checked += 1
+    assert checked >= 14
+    assert facts.anomalies == []
+    assert facts.handshake_complete
+    assert facts.application_data_bytes["c2s"] > 0 and facts.application_data_bytes["s2c"] > 0
+
+
+def test_case_split_records_counts():
+    c2s, s2c, _, _ = _case("tls-ch-split-records")
+    facts = parse_tls(c2s, s2c)
+    assert facts.client_hello_records == 4
+    assert [c["subject_cn"] for c in facts.server_certificates] == [
+        "sso.example.org", "Example Issuing CA 1", "Example Test Root CA"]
+    assert [c["self_signed"] for c in facts.server_certificates] == [False, False, True]
+
+
+def test_case_split_tcp_tls13():
+    c2s, s2c, _, _ = _case("tls-ch-split-tcp")
+    facts = parse_tls(c2s, s2c)
+    assert facts.client_hello_bytes == 1526
+    assert facts.versions_offered[1:] == ["TLS 1.3", "TLS 1.2"]
+    assert facts.versions_offered[0].startswith("GREASE")
+    assert "X25519MLKEM768" in facts.groups_offered
+    assert facts.session_resumed is False
+
+
+def test_case_sslv2_compatible_hello():
+    c2s, s2c, _, expected = _case("tls-sslv2-hello")
+    facts = parse_tls(c2s, s2c)
+    assert facts.offered_cipher_specs == expected["offered_cipher_specs"]
+    assert facts.ciphers_offered[:3] == ["TLS_RSA_WITH_AES_256_CBC_SHA",
+                                         "TLS_RSA_WITH_AES_128_CBC_SHA",
+                                         "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]
+    assert facts.ciphers_offered[3:5] == ["SSL_CK_RC4_128_WITH_MD5",
+                                          "SSL_CK_DES_192_EDE3_CBC_WITH_MD5"]
+    assert facts.server_certificates[0]["key_type"] == "RSA"
+    assert looks_like_tls_records(c2s)
+
+
+@pytest.mark.parametrize("name", PLAINTEXT_FLOWS)
+def test_plaintext_flows_are_not_tls(name):
+    c2s = (DATA / f"{name}.c2s.bin").read_bytes()
+    s2c = (DATA / f"{name}.s2c.bin").read_bytes()
+    assert tls_start(c2s) is None
+    assert not looks_like_tls_records(c2s)
+    assert not looks_like_tls_records(s2c)
+    facts = parse_tls(c2s, s2c)
+    assert not facts.client_hello_seen and facts.version is None
+    assert {a["kind"] for a in facts.anomalies} == {"bad-record-header"}
+
+
+# --- certificates and real handshakes ----------------------------------------------------
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Flinkwire Test"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _key(kind: str):
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _certificate(cn, key, issuer_cn=None, issuer_key=None, ca=False, dns=(), days=(-1, 30)):
+    now = datetime.now(timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(_name(cn))
+               .issuer_name(_name(issuer_cn or cn))
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now + timedelta(days=days[0]))
+               .not_valid_after(now + timedelta(days=days[1]))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if dns:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]
+                                        + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+@dataclasses.dataclass
+class Pki:
+    ca_file: Path
+    server_files: tuple[Path, Path]
+    client_files: tuple[Path, Path]
+    server_cert: x509.Certificate
+    ca_cert: x509.Certificate
+
+
+def _write(tmp: Path, stem: str, cert, key) -> tuple[Path, Path]:
+    cert_path, key_path = tmp / f"{stem}.crt", tmp / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _pki(tmp: Path, kind: str = "ec", days=(-1, 30), self_signed=False) -> Pki:
+    ca_key = _key(kind)
+    ca = _certificate("Flinkwire Test CA", ca_key, ca=True, days=(-10, 3650))
+    server_key = _key(kind)
+    if self_signed:
+        server = _certificate("jobmanager.flink.test", server_key,
+                              dns=("jobmanager.flink.test",), days=days)
+    else:
+        server = _certificate("jobmanager.flink.test", server_key, "Flinkwire Test CA", ca_key,
+                              dns=("jobmanager.flink.test", "jm.flink.test"), days=days)
+    client_key = _key(kind)
+    client = _certificate("taskmanager-1", client_key, "Flinkwire Test CA", ca_key)
+    ca_file = tmp / "ca.crt"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    server_files = _write(tmp, "server", server, server_key)
+    chain = server_files[0]
+    if not self_signed:
+        chain.write_bytes(chain.read_bytes() + ca_file.read_bytes())
+    return Pki(ca_file, server_files, _write(tmp, "client", client, client_key), server, ca)
+
+
+def _contexts(pki: Pki, version=ssl.TLSVersion.TLSv1_2, ciphers=None, require_client=False,
+              alpn=("h2", "http/1.1")):
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(*pki.server_files)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    for context in (server, client):
+        context.minimum_version = version
+        context.maximum_version = version
+        if ciphers:
+            context.set_ciphers(ciphers)
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+    if require_client:
+        server.verify_mode = ssl.CERT_REQUIRED
+        server.load_verify_locations(pki.ca_file)
+        client.load_cert_chain(*pki.client_files)
+    return server, client
+
+
+class _Link:
+    """Client and server SSLObjects joined by memory BIOs, recording both directions."""
+
+    def __init__(self, server_ctx, client_ctx, sni, session):
+        self.c_in, self.c_out, self.s_in, self.s_out = (ssl.MemoryBIO() for _ in range(4))
+        self.client = client_ctx.wrap_bio(self.c_in, self.c_out, server_hostname=sni,
+                                          session=session)
+        self.server = server_ctx.wrap_bio(self.s_in, self.s_out, server_side=True)
+        self.c2s, self.s2c = bytearray(), bytearray()
+
+    def pump(self):
+        moved = self.c_out.read()
+        self.c2s.extend(moved)
+        self.s_in.write(moved)
+        back = self.s_out.read()
+        self.s2c.extend(back)
+        self.c_in.write(back)
+
+
+def _handshake(server_ctx, client_ctx, sni="jobmanager.flink.test",
+               payload=b"GET / HTTP/1.1\r\n\r\n", session=None, expect_failure=False,
+               link_out=None):
+    """Run a real handshake and one request/response; returns (c2s, s2c, client)."""
+    link = _Link(server_ctx, client_ctx, sni, session)
+    if link_out is not None:
+        link_out.append(link)
+    done = {"client": False, "server": False}
+    for _ in range(20):
+        for name, side in (("client", link.client), ("server", link.server)):
+            if done[name]:
+                continue
+            try:
+                side.do_handshake()
+                done[name] = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except ssl.SSLError:
+                if not expect_failure:
+                    raise
+                link.pump()
+                return bytes(link.c2s), bytes(link.s2c), link.client
+        link.pump()
+        if all(done.values()):
+            break
+    assert all(done.values()) and not expect_failure
+    link.client.write(payload)
+    link.pump()
+    assert link.server.read(len(payload)) == payload
+    link.server.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    link.pump()
+    link.client.read(100)
+    link.pump()
+    return bytes(link.c2s), bytes(link.s2c), link.client
+
+
+def test_tls12_ecdhe_ca_signed_chain(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, client = _handshake(*_contexts(pki, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"))
+    assert tls_start(c2s) == 0 and looks_like_tls_records(s2c, 3)
+    facts = parse_tls(c2s, s2c)
+    assert facts.anomalies == []
+    assert facts.client_hello_seen and facts.client_hello_format == "tls"
+    assert facts.version == "TLS 1.2" == tls_names.version_name(0x0303)
+    assert facts.cipher == "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    assert facts.cipher_id == "0xc02b"
+    assert client.cipher()[0] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    assert facts.sni == "jobmanager.flink.test"
+    assert facts.alpn_offered == ["h2", "http/1.1"] and facts.alpn_selected == "h2"
+    assert facts.key_exchange_group in ("x25519", "secp256r1")
+    assert facts.key_exchange_group in facts.groups_offered
+    subjects = [c["subject"] for c in facts.server_certificates]
+    assert subjects == ["CN=jobmanager.flink.test,O=Flinkwire Test,C=US",
+                        "CN=Flinkwire Test CA,O=Flinkwire Test,C=US"]
+    leaf = facts.server_certificates[0]
+    assert leaf["issuer_cn"] == "Flinkwire Test CA" and not leaf["self_signed"]
+    assert leaf["san_dns"] == ["jobmanager.flink.test", "jm.flink.test"]
+    assert leaf["san_ip"] == ["127.0.0.1"]
+    assert leaf["key_type"] == "EC" and leaf["key_bits"] == 256
+    assert leaf["serial"] == format(pki.server_cert.serial_number, "x")
+    assert facts.server_certificates[1]["self_signed"]
+    assert facts.client_certificate_requested is False
+    assert facts.client_certificates == []
+    assert facts.session_resumed is False
+    assert facts.handshake_complete
+    assert facts.application_data_bytes["c2s"] > 18 and facts.application_data_bytes["s2c"] > 0
+    assert facts.records["c2s"] >= 4 and facts.records["s2c"] >= 4
+
+
+def test_tls12_client_certificate_required(tmp_path):
+    pki = _pki(tmp_path, "rsa")
+    server, client = _contexts(pki, ciphers="ECDHE-RSA-AES256-GCM-SHA384", require_client=True)
+    c2s, s2c, _ = _handshake(server, client)
+    facts = parse_tls(c2s, s2c)
+    assert facts.anomalies == []
+    assert facts.cipher == "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    assert facts.client_certificate_requested is True
+    assert [c["subject_cn"] for c in facts.client_certificates] == ["taskmanager-1"]
+    assert facts.client_certificates[0]["issuer_cn"] == "Flinkwire Test CA"
+    assert facts.server_certificates[0]["key_type"] == "RSA"
+    assert facts.server_certificates[0]["key_bits"] == 2048
+    assert facts.server_certificates[0]["signature_algorithm"] == "sha256WithRSAEncryption"
+    assert facts.handshake_complete
+
+
+def test_tls12_rsa_key_exchange_flink_1x_default(tmp_path):
+    # TLS_RSA_WITH_AES_128_CBC_SHA is Flink 1.x's security.ssl.algorithms default.
+    pki = _pki(tmp_path, "rsa")
+    try:
+        contexts = _contexts(pki, ciphers="AES128-SHA:@SECLEVEL=0")
+    except ssl.SSLError:
+        pytest.skip("this OpenSSL refuses AES128-SHA")
+    c2s, s2c, _ = _handshake(*contexts)
+    facts = parse_tls(c2s, s2c)
+    assert facts.cipher == "TLS_RSA_WITH_AES_128_CBC_SHA" and facts.cipher_id == "0x002f"
+    assert facts.key_exchange_group is None  # no ServerKeyExchange for RSA key transport
+    assert facts.anomalies == []
+
+
+def test_tls12_dhe_reports_prime_size(tmp_path):
+    pki = _pki(tmp_path, "rsa")
+    server, client = _contexts(pki, ciphers="DHE-RSA-AES128-GCM-SHA256")
+    # RFC 7919 ffdhe2048, written once by `openssl genpkey -genparam ... group:ffdhe2048`.
+    dh_file = DATA / "ffdhe2048.pem"
+    server.load_dh_params(str(dh_file))
+    params = serialization.load_pem_parameters(dh_file.read_bytes())
+    c2s, s2c, _ = _handshake(server, client)
+    facts = parse_tls(c2s, s2c)
+    assert facts.cipher == "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"
+    assert facts.key_exchange_group is None
+    assert facts.dh_prime_bits == params.parameter_numbers().p.bit_length() == 2048
+    assert facts.anomalies == []
+
+
+def test_tls12_expired_self_signed(tmp_path):
+    pki = _pki(tmp_path, "rsa", days=(-400, -30), self_signed=True)
+    c2s, s2c, _ = _handshake(*_contexts(pki, alpn=None))
+    facts = parse_tls(c2s, s2c)
+    assert facts.alpn_offered is None and facts.alpn_selected is None
+    [leaf] = facts.server_certificates
+    assert leaf["expired"] and not leaf["not_yet_valid"] and leaf["self_signed"]
+    assert leaf["subject"] == leaf["issuer"]
+
+
+def test_tls12_session_resumption(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    server, client = _contexts(pki)
+    _, _, first = _handshake(server, client)
+    c2s, s2c, second = _handshake(server, client, session=first.session)
+    assert second.session_reused
+    facts = parse_tls(c2s, s2c)
+    assert facts.session_resumed is True
+    assert facts.server_certificates == []
+    assert facts.client_certificate_requested is False
+    assert facts.handshake_complete and facts.anomalies == []
+
+
+def test_tls13(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    server, client = _contexts(pki, version=ssl.TLSVersion.TLSv1_3, require_client=True)
+    c2s, s2c, ssl_client = _handshake(server, client)
+    facts = parse_tls(c2s, s2c)
+    assert facts.anomalies == []
+    assert facts.version == "TLS 1.3"
+    assert facts.client_hello_legacy_version == "TLS 1.2"
+    assert facts.versions_offered == ["TLS 1.3"]
+    assert facts.cipher == ssl_client.cipher()[0]
+    assert facts.cipher_id == f"0x{tls_names_id(facts.cipher):04x}"
+    assert facts.key_exchange_group in facts.groups_offered
+    assert facts.sni == "jobmanager.flink.test" and facts.alpn_offered == ["h2", "http/1.1"]
+    # ALPN, certificates and CertificateRequest are encrypted in TLS 1.3.
+    assert facts.alpn_selected is None
+    assert facts.server_certificates == [] and facts.client_certificates == []
+    assert facts.client_certificate_requested is None
+    assert facts.session_resumed is False
+    assert facts.handshake_complete
+    assert facts.application_data_bytes["s2c"] > 500  # the encrypted certificate flight
+
+
+def tls_names_id(name: str) -> int:
+    return next(code for code, known in tls_names.CIPHER_SUITES.items() if known == name)
+
+
+def test_tls13_hello_retry_request(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    server, client = _contexts(pki, version=ssl.TLSVersion.TLSv1_3)
+    # The client's default key share is x25519; a server that takes only P-384 asks again.
+    server.set_ecdh_curve("secp384r1")
+    c2s, s2c, _ = _handshake(server, client)
+    facts = parse_tls(c2s, s2c)
+    if not facts.hello_retry_request:
+        pytest.skip("OpenSSL did not send a HelloRetryRequest here")
+    assert facts.version == "TLS 1.3"
+    assert facts.key_exchange_group == "secp384r1"
+    assert facts.sni == "jobmanager.flink.test"
+    assert facts.handshake_complete and facts.anomalies == []
+
+
+def test_plaintext_alert_on_untrusted_certificate(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    server, client = _contexts(pki)
+    client.verify_mode = ssl.CERT_REQUIRED  # but no trust anchor loaded
+    c2s, s2c, _ = _handshake(server, client, expect_failure=True)
+    facts = parse_tls(c2s, s2c)
+    assert {"direction": "c2s", "level": "fatal", "description": "unknown_ca"} in facts.alerts
+    assert not facts.handshake_complete
+    assert facts.server_certificates[0]["subject_cn"] == "jobmanager.flink.test"
+
+
+def test_encrypted_alert_is_not_decoded(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    links = []
+    _handshake(*_contexts(pki), link_out=links)
+    link = links[0]
+    try:
+        link.client.unwrap()  # close_notify, sent after ChangeCipherSpec: encrypted
+    except ssl.SSLWantReadError:
+        pass
+    link.pump()
+    facts = parse_tls(bytes(link.c2s), bytes(link.s2c))
+    assert facts.alerts == [{"direction": "c2s", "level": None, "description": "encrypted"}]
+    assert facts.anomalies == []
+
+
+def test_starttls_prefix(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    client_prefix = b"EHLO client.flink.test\r\nSTARTTLS\r\n"
+    server_prefix = b"220 mail.flink.test ESMTP\r\n250 STARTTLS\r\n220 Go ahead\r\n"
+    plain_c2s, plain_s2c = client_prefix + c2s, server_prefix + s2c
+    assert tls_start(plain_c2s) == len(client_prefix)
+    assert tls_server_start(plain_s2c) == len(server_prefix)
+    assert tls_start(plain_c2s, limit=10) is None
+    facts = parse_tls(plain_c2s, plain_s2c, start_c2s=len(client_prefix))
+    assert facts.starts == {"c2s": len(client_prefix), "s2c": len(server_prefix)}
+    assert facts.version == "TLS 1.2" and facts.sni == "jobmanager.flink.test"
+    assert facts.anomalies == []
+    # Without offsets the plaintext prefixes are found as well.
+    assert dataclasses.asdict(parse_tls(plain_c2s, plain_s2c)) == dataclasses.asdict(facts)
+
+
+def _handshake_payload(stream: bytes) -> tuple[bytes, bytes]:
+    """Handshake bytes of the leading handshake records, and the stream after them."""
+    pos, payload = 0, bytearray()
+    while pos + 5 <= len(stream) and stream[pos] == 22:
+        length = int.from_bytes(stream[pos + 3:pos + 5], "big")
+        payload += stream[pos + 5:pos + 5 + length]
+        pos += 5 + length
+    return bytes(payload), stream[pos:]
+
+
+def _records(payload: bytes, size: int, content_type: int = 22) -> bytes:
+    return b"".join(bytes([content_type, 3, 3]) + len(payload[i:i + size]).to_bytes(2, "big")
+                    + payload[i:i + size] for i in range(0, len(payload), size))
+
+
+def test_client_hello_fragmented_into_many_records(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    hello, rest = _handshake_payload(c2s)
+    refragmented = _records(hello, 7)
+    facts = parse_tls(refragmented + rest, s2c)
+    # The payload also holds ClientKeyExchange; the hello is its first message.
+    assert facts.client_hello_bytes == 4 + int.from_bytes(hello[1:4], "big")
+    assert facts.client_hello_records == -(-facts.client_hello_bytes // 7)
+    assert facts.sni == "jobmanager.flink.test" and facts.anomalies == []
+    assert tls_start(refragmented) == 0 and tls_start(b"xx" + refragmented) == 2
+    # One byte per record needs more records than are kept for handshake parsing.
+    tiny = _records(hello, 1)
+    assert tls_start(tiny) == 0
+    capped = parse_tls(tiny + rest, s2c)
+    assert not capped.client_hello_seen
+    assert [(a["kind"], a["direction"]) for a in capped.anomalies] == [("limit", "c2s")]
+    assert capped.version == "TLS 1.2"
+
+
+def test_whole_server_flight_in_one_record(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    flight, rest = _handshake_payload(s2c)
+    assert len(flight) < 2**14
+    packed = _records(flight, 2**14) + rest
+    assert len(packed) < len(s2c)
+    before, after = parse_tls(c2s, s2c), parse_tls(c2s, packed)
+    assert after.anomalies == [] and after.version == "TLS 1.2"
+    assert after.server_certificates == before.server_certificates
+    assert after.key_exchange_group == before.key_exchange_group is not None
+    assert after.client_certificate_requested is False
+
+
+# --- hostile and odd input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c2s,s2c", [(b"", b""), (b"\x16", b"\x16"), (b"\x80", b""),
+                                     (b"\x16\x03\x01", b"\x16\x03\x03\x00"),
+                                     (b"\x00" * 100, b"\xff" * 100)])
+def test_empty_and_tiny_streams(c2s, s2c):
+    facts = parse_tls(c2s, s2c)
+    assert isinstance(facts, TlsFacts)
+    assert not facts.client_hello_seen and facts.version is None
+    assert all(a["kind"] in ("truncated-record", "bad-record-header") for a in facts.anomalies)
+    assert tls_start(b"") is None and tls_start(b"\x16") is None
+    assert not looks_like_tls_records(b"") and not looks_like_tls_records(b"\x16")
+
+
+def test_short_head_of_a_tls_stream_is_tls():
+    assert tls_start(b"\x16\x03\x01\x02\x00\x01") == 0
+    assert looks_like_tls_records(b"\x16\x03\x03\x10\x00\x02\x00", min_records=4)
+    assert looks_like_tls_records(b"\x17\x03\x03\x00\x02ab\x17\x03", min_records=4)
+    assert not looks_like_tls_records(b"\x17\x03\x03\x00\x02abGET / HTTP/1.1", min_records=2)
+    assert not looks_like_tls_records(b"\x16\x03\x03\x00\x00", min_records=1)
+
+
+def test_truncated_record(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    second_record = 5 + int.from_bytes(s2c[3:5], "big")  # after the ServerHello
+    cut = s2c[:second_record + 300]  # inside the Certificate record
+    facts = parse_tls(c2s, cut)
+    assert [a["kind"] for a in facts.anomalies] == ["truncated-record"]
+    assert facts.anomalies[0]["direction"] == "s2c"
+    assert facts.anomalies[0]["offset"] == second_record
+    assert facts.version == "TLS 1.2" and facts.server_certificates == []
+    assert facts.client_certificate_requested is None
+    # The same head marked as cut by a retention limit is not an anomaly.
+    quiet = parse_tls(c2s, cut, complete_s2c=False)
+    assert quiet.anomalies == [] and quiet.version == "TLS 1.2"
+
+
+def test_bad_length_and_header_after_good_records(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    facts = parse_tls(c2s + b"\x17\x03\x03\xff\xff" + bytes(64), s2c + b"HTTP/1.1 400\r\n")
+    kinds = {(a["kind"], a["direction"], a["offset"]) for a in facts.anomalies}
+    assert kinds == {("bad-tls-length", "c2s", len(c2s)), ("bad-record-header", "s2c", len(s2c))}
+    assert facts.version == "TLS 1.2" and facts.handshake_complete
+
+
+def test_huge_claimed_handshake_length_is_bounded():
+    body = b"\x01\xff\xff\xff" + bytes(100)
+    c2s = bytes([22, 3, 1]) + len(body).to_bytes(2, "big") + body
+    facts = parse_tls(c2s, b"")
+    assert not facts.client_hello_seen
+    assert [a["kind"] for a in facts.anomalies] == ["limit"]
+    modest = b"\x01\x00\x00\x60" + bytes(96)
+    small = parse_tls(bytes([22, 3, 1, 0, 100]) + modest, b"", max_handshake_message=10)
+    assert [a["kind"] for a in small.anomalies] == ["limit"]
+
+
+def test_malformed_client_hello_keeps_what_was_read():
+    hello = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x04\xc0\x2b\x13\x01" + b"\x01\x00"
+             + b"\x00\x50")  # extensions claim 80 bytes, none follow
+    body = b"\x01" + len(hello).to_bytes(3, "big") + hello
+    c2s = bytes([22, 3, 1]) + len(body).to_bytes(2, "big") + body
+    facts = parse_tls(c2s, b"")
+    assert facts.client_hello_seen and facts.client_hello_legacy_version == "TLS 1.2"
+    assert facts.ciphers_offered == ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                                     "TLS_AES_128_GCM_SHA256"]
+    assert [a["kind"] for a in facts.anomalies] == ["malformed-handshake"]
+
+
+def test_unfinished_handshake_message_at_end_of_stream():
+    c2s = bytes([22, 3, 1, 0, 8]) + b"\x01\x00\x01\x00" + bytes(4)
+    assert [a["kind"] for a in parse_tls(c2s, b"").anomalies] == ["malformed-handshake"]
+    assert parse_tls(c2s, b"", complete_c2s=False).anomalies == []
+
+
+def test_many_tiny_records_are_counted_but_not_parsed():
+    records = bytes([23, 3, 3, 0, 1, 0x41]) * 50_000
+    facts = parse_tls(records, records)
+    assert facts.records == {"c2s": 50_000, "s2c": 50_000}
+    assert facts.application_data_bytes == {"c2s": 50_000, "s2c": 50_000}
+    handshakes = bytes([22, 3, 3, 0, 4, 0, 0, 0, 0]) * (HANDSHAKE_RECORD_LIMIT + 10)
+    capped = parse_tls(handshakes, b"")
+    assert [a["kind"] for a in capped.anomalies] == ["limit"]
+
+
+def test_garbage_and_mutated_handshakes_never_raise(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    rng = random.Random(1234)
+    for _ in range(300):
+        a, b = bytearray(c2s), bytearray(s2c)
+        for buf in (a, b):
+            for _ in range(rng.randint(1, 8)):
+                buf[rng.randrange(len(buf))] = rng.randrange(256)
+        cut_a, cut_b = rng.randrange(len(a) + 1), rng.randrange(len(b) + 1)
+        facts = parse_tls(bytes(a[:cut_a]), bytes(b[:cut_b]), complete_c2s=rng.random() < 0.5)
+        assert not any(x["detail"].startswith("parser error") for x in facts.anomalies)
+        tls_start(bytes(a))
+        looks_like_tls_records(bytes(b), 3)
+    for _ in range(200):
+        blob = rng.randbytes(rng.randrange(0, 600))
+        facts = parse_tls(b"\x16\x03\x01" + blob, b"\x16\x03\x03" + blob)
+        assert not any(x["detail"].startswith("parser error") for x in facts.anomalies)
