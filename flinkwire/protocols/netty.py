@@ -1,0 +1,531 @@
+"""Flink's data plane: NettyMessage frames between TaskManagers, and the records inside them.
+
+Theory of operation. Both directions are a run of frames ``uint32 BE frame_length (counting
+itself) | BA DC 0F FE | uint8 message id | body``. The consumer (client) sends PartitionRequest,
+AddCredit and friends; the producer (server) answers with BufferResponse frames whose payload is
+a network buffer. The BufferResponse header grew twice (30 bytes up to 1.18, 34 in 1.19-1.20,
+38 + 4n from 2.0), so instead of trusting a version we try each layout and keep the one whose
+bufferSize makes the frame add up exactly (frame_length = 9 + header + bufferSize); a version
+hint only changes which layout is tried first.
+
+An uncompressed DATA_BUFFER holds BE-length-prefixed serialized records, and a record may span
+buffers, so leftovers are kept per receiverId (the input channel) and joined with that channel's
+next buffer. A record of a DataStream job is a StreamElement: a tag byte, an int64 timestamp for
+tag 0, then the value. We never know the value's serializer, so we read it for Flink
+``StringValue`` strings (varint length+1, then chars in Flink's own 7-bit varint scheme) and
+report those. Compressed buffers (batch shuffles only) are marked, not inflated.
+
+Limits: records split across a capture gap or started before the stream head are lost (the
+channel resynchronizes on its next buffer only if the record boundary happens to line up); values
+written by Kryo/POJO/Row serializers yield only the strings inside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+from flinkwire.protocols.pekko import java_class_names
+
+log = logging.getLogger(__name__)
+
+__all__ = ["detect", "decode", "read_string_value", "MESSAGE_NAMES", "DATA_TYPES"]
+
+MAGIC = b"\xba\xdc\x0f\xfe"
+FRAME_HEADER = 9
+MAX_FRAME = 1 << 28          # far above any network buffer; larger means we are out of sync
+MAX_RECORD = 16 << 20        # a record claiming more is treated as loss of sync
+MAX_PENDING = 32 << 20       # bytes of unfinished records kept per direction
+MAX_RECORDS = 20_000
+MAX_FIELDS = 64
+MAX_VALUE_SCAN = 1 << 16  # bytes of one record value searched for strings
+MAX_RESYNC = 16
+
+MESSAGE_NAMES = {
+    0: "BufferResponse",
+    1: "ErrorResponse",
+    2: "PartitionRequest",
+    3: "TaskEventRequest",
+    4: "CancelPartitionRequest",
+    5: "CloseRequest",
+    6: "AddCredit",
+    7: "ResumeConsumption",
+    8: "AckAllUserRecordsProcessed",
+    9: "BacklogAnnouncement",
+    10: "NewBufferSize",
+    11: "SegmentId",
+}
+
+DATA_TYPES = {
+    0: "NONE",
+    1: "DATA_BUFFER",
+    2: "EVENT_BUFFER",
+    3: "PRIORITIZED_EVENT_BUFFER",
+    4: "ALIGNED_CHECKPOINT_BARRIER",
+    5: "TIMEOUTABLE_ALIGNED_CHECKPOINT_BARRIER",
+    6: "RECOVERY_COMPLETION",
+    7: "END_OF_SEGMENT",
+    8: "DATA_BUFFER_WITH_CLEAR_END",
+    9: "END_OF_DATA",
+    10: "END_OF_PARTITION",
+    11: "RECOVERY_METADATA",
+    12: "ALIGNED_WATERMARK_EVENT",
+    13: "UNALIGNED_WATERMARK_EVENT",
+}
+RECORD_DATA_TYPES = frozenset({1, 8})
+
+EVENT_TYPES = {
+    0: "END_OF_PARTITION",
+    1: "CHECKPOINT_BARRIER",
+    2: "END_OF_SUPERSTEP",
+    3: "OTHER",
+    4: "CANCEL_CHECKPOINT_MARKER",
+    5: "END_OF_OUTPUT_CHANNEL_STATE",
+    6: "ANNOUNCEMENT",
+    7: "VIRTUAL_CHANNEL_SELECTOR",
+    8: "END_OF_USER_RECORDS",
+    9: "END_OF_SEGMENT",
+    10: "RECOVERY_METADATA",
+    11: "GENERALIZED_WATERMARK",
+    12: "END_OF_INPUT_CHANNEL_STATE",
+}
+
+STREAM_ELEMENT_TAGS = {
+    0: "record",
+    1: "record",
+    2: "watermark",
+    3: "latency-marker",
+    4: "watermark-status",
+    5: "record-attributes",
+    6: "internal-watermark",
+}
+
+PARTITION_REQUEST_HINT = {0x45: "1.15", 0x5D: "1.16-1.18", 0x61: "1.19+"}
+
+
+class _Layout:
+    """Where the BufferResponse fields sit after the 9-byte frame header, for one version range."""
+
+    def __init__(self, name, versions, subpartition, partial, seq, base_header):
+        self.name = name
+        self.versions = versions
+        self.subpartition = subpartition  # offset of subpartitionId, or None
+        self.partial = partial            # offset of numOfPartialBuffers, or None
+        self.seq = seq                    # offset of sequenceNumber; backlog, dataType... follow
+        self.base_header = base_header    # header bytes without the partial-buffer sizes
+
+    def read(self, frame: bytes):
+        """Return header fields if `frame` (one whole or cut frame) fits this layout, else None."""
+        body = FRAME_HEADER
+        if len(frame) < body + self.base_header:
+            return None
+        frame_length = struct.unpack_from(">I", frame, 0)[0]
+        n_partial = 0
+        if self.partial is not None:
+            n_partial = struct.unpack_from(">i", frame, body + self.partial)[0]
+            if not 0 <= n_partial <= 1024:
+                return None
+        seq, backlog = struct.unpack_from(">ii", frame, body + self.seq)
+        data_type = frame[body + self.seq + 8]
+        compressed = frame[body + self.seq + 9]
+        size = struct.unpack_from(">i", frame, body + self.seq + 10)[0]
+        header = self.base_header + 4 * n_partial
+        if data_type not in DATA_TYPES or compressed > 1 or size < 0:
+            return None
+        if FRAME_HEADER + header + size != frame_length:
+            return None
+        fields = {
+            "receiver_id": frame[body:body + 16].hex(),
+            "sequence": seq,
+            "backlog": backlog,
+            "data_type": data_type,
+            "data_type_name": DATA_TYPES[data_type],
+            "compressed": bool(compressed),
+            "buffer_size": size,
+            "header_size": header,
+            "layout": self.name,
+        }
+        if self.subpartition is not None:
+            fields["subpartition"] = struct.unpack_from(">i", frame, body + self.subpartition)[0]
+        if self.partial is not None:
+            fields["partial_buffers"] = n_partial
+        return fields
+
+
+LAYOUTS = {
+    "30": _Layout("30", "1.15-1.18", None, None, 16, 30),
+    "34": _Layout("34", "1.19-1.20", 16, None, 20, 34),
+    "38": _Layout("38", "2.0+", 16, 20, 24, 38),
+}
+
+
+def _layout_order(version_hint: str | None, preferred: str | None) -> list[_Layout]:
+    order = ["30", "34", "38"]
+    hint = (version_hint or "").strip()
+    if hint:
+        if hint in ("1.15", "1.16-1.18") or hint[:4] in ("1.15", "1.16", "1.17", "1.18"):
+            first = "30"
+        elif hint[:4] in ("1.19", "1.20") or hint == "1.19-1.20":
+            first = "34"
+        elif hint.startswith("2") or hint == "2.0+":
+            first = "38"
+        elif hint == "1.19+":
+            first = "38"
+        else:
+            first = None
+        if first:
+            order.remove(first)
+            order.insert(0, first)
+    if preferred:
+        order.remove(preferred)
+        order.insert(0, preferred)
+    return [LAYOUTS[name] for name in order]
+
+
+def _varint7(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """Flink's 7-bit varint (low bits first, high bit = more follow), at most 5 bytes."""
+    value = 0
+    shift = 0
+    for i in range(pos, min(end, pos + 5)):
+        byte = buf[i]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i + 1
+        shift += 7
+    return None
+
+
+def _printable(code: int) -> bool:
+    if code in (0x09, 0x0A, 0x0D):
+        return True
+    if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF or code > 0xFFFF:
+        return False
+    return code < 0x80 or chr(code).isprintable()
+
+
+def read_string_value(buf: bytes, pos: int = 0, end: int | None = None,
+                      max_chars: int = 1 << 20) -> tuple[str | None, int] | None:
+    """Read one Flink StringValue at `pos`.
+
+    Returns (text, next pos), (None, next pos) for the null string, or None when the bytes
+    there are not a complete StringValue of printable characters (cut short, overlong varint,
+    control characters, more than `max_chars`).
+    """
+    end = len(buf) if end is None else min(end, len(buf))
+    got = _varint7(buf, pos, end)
+    if got is None:
+        return None
+    length, pos = got
+    if length == 0:
+        return None, pos
+    length -= 1
+    if length > max_chars or length > end - pos:
+        return None
+    chars = []
+    for _ in range(length):
+        if pos >= end:
+            return None
+        byte = buf[pos]
+        if byte < 0x80:
+            code, pos = byte, pos + 1
+        else:
+            got = _varint7(buf, pos, min(end, pos + 3))
+            if got is None:
+                return None
+            code, pos = got
+        if not _printable(code):
+            return None
+        chars.append(chr(code))
+    return "".join(chars), pos
+
+
+def readable_strings(value: bytes, min_len: int = 4, limit: int = MAX_FIELDS) -> list[str]:
+    """Return the StringValue strings found in a serialized value, in order.
+
+    A string at the very start of the value (or one that ends exactly at its end) is accepted
+    from one character on; elsewhere `min_len` characters are required, because fixed-width
+    numbers are easily mistaken for a short string.
+    """
+    found: list[str] = []
+    pos = 0
+    end = min(len(value), MAX_VALUE_SCAN)
+    while pos < end and len(found) < limit:
+        got = read_string_value(value, pos, end)
+        if got is not None and got[0]:
+            text, nxt = got
+            if len(text) >= min_len or pos == 0 or nxt == end:
+                found.append(text)
+                pos = nxt
+                continue
+        pos += 1
+    return found
+
+
+def _record(payload: bytes, direction: str, offset: int, receiver: str) -> dict:
+    record = {"direction": direction, "offset": offset, "length": len(payload),
+              "receiver_id": receiver, "tag": None, "kind": "value", "timestamp": None,
+              "fields": []}
+    if not payload:
+        return record
+    tag = payload[0]
+    value = b""
+    if tag == 0 and len(payload) >= 9:
+        record["timestamp"] = struct.unpack_from(">q", payload, 1)[0]
+        value = payload[9:]
+    elif tag == 1:
+        value = payload[1:]
+    elif tag == 2 and len(payload) == 9:
+        record["timestamp"] = struct.unpack_from(">q", payload, 1)[0]
+    elif tag == 3 and len(payload) == 29:
+        record["timestamp"] = struct.unpack_from(">q", payload, 1)[0]
+    elif tag == 4 and len(payload) == 5:
+        record["status"] = struct.unpack_from(">i", payload, 1)[0]
+    elif tag == 5 and len(payload) >= 2:
+        record["backlog"] = bool(payload[1])
+    elif tag == 6 and len(payload) >= 13:
+        record["timestamp"] = struct.unpack_from(">q", payload, 5)[0]
+    else:
+        # Not a StreamElement (a batch job or another serializer): read the whole value.
+        record["fields"] = readable_strings(payload)
+        return record
+    record["tag"] = tag
+    record["kind"] = STREAM_ELEMENT_TAGS[tag]
+    if value:
+        record["fields"] = readable_strings(value)
+    return record
+
+
+class _Channel:
+    """Unfinished record bytes of one input channel, with the stream offsets they came from."""
+
+    __slots__ = ("pending", "segments")
+
+    def __init__(self):
+        self.pending = bytearray()
+        self.segments: list[tuple[int, int]] = []  # (index in pending, stream offset)
+
+    def offset_of(self, index: int) -> int:
+        stream_offset = -1
+        for start, at in self.segments:
+            if start > index:
+                break
+            stream_offset = at + (index - start)
+        return stream_offset
+
+    def drop(self, count: int) -> None:
+        """Forget the first `count` pending bytes, keeping the offset map of the rest."""
+        del self.pending[:count]
+        if not self.pending:
+            self.segments = []
+            return
+        kept: list[tuple[int, int]] = []
+        for start, at in self.segments:
+            if start - count <= 0:
+                kept = [(0, at + (count - start))]  # the segment the new first byte is in
+            else:
+                kept.append((start - count, at))
+        self.segments = kept
+
+
+def _split_records(channel: _Channel, direction: str, receiver: str, records: list,
+                   anomalies: list) -> None:
+    buf = channel.pending
+    pos = 0
+    while len(buf) - pos >= 4 and len(records) < MAX_RECORDS:
+        length = struct.unpack_from(">I", buf, pos)[0]
+        if length == 0 or length > MAX_RECORD:
+            anomalies.append(_anomaly("bad-record-length", direction, channel.offset_of(pos),
+                                      f"record length {length} on channel {receiver}; "
+                                      "dropping this channel's unfinished bytes"))
+            pos = len(buf)
+            break
+        if len(buf) - pos - 4 < length:
+            break
+        start = channel.offset_of(pos)
+        records.append(_record(bytes(buf[pos + 4:pos + 4 + length]), direction, start,
+                               receiver))
+        pos += 4 + length
+    channel.drop(pos)
+
+
+def _event(payload: bytes) -> str | None:
+    if len(payload) < 4:
+        return None
+    code = struct.unpack_from(">i", payload, 0)[0]
+    return EVENT_TYPES.get(code, f"unknown({code})")
+
+
+def _request_fields(frame: bytes, msg_id: int, frame_length: int) -> dict:
+    body = frame[FRAME_HEADER:]
+    fields: dict = {}
+    if msg_id == 2 and len(body) >= 20:
+        fields["partition_id"] = body[:20].hex()
+        # producerId is 16 (1.15) or 40 bytes; receiverId and credit close the frame.
+        if len(frame) >= frame_length and frame_length >= FRAME_HEADER + 40:
+            fields["receiver_id"] = frame[frame_length - 20:frame_length - 4].hex()
+            fields["credit"] = struct.unpack_from(">i", frame, frame_length - 4)[0]
+        fields["version_hint"] = PARTITION_REQUEST_HINT.get(frame_length)
+    elif msg_id in (4, 7, 8) and len(body) >= 16:
+        fields["receiver_id"] = body[:16].hex()
+    elif msg_id in (6, 9, 10) and len(body) >= 20:
+        key = {6: "credit", 9: "backlog", 10: "buffer_size"}[msg_id]
+        fields[key] = struct.unpack_from(">i", body, 0)[0]
+        fields["receiver_id"] = body[4:20].hex()
+    elif msg_id == 11 and len(body) >= 24:
+        fields["subpartition"], fields["segment"] = struct.unpack_from(">ii", body, 0)
+        fields["receiver_id"] = body[8:24].hex()
+    elif msg_id == 1:
+        fields["class_names"] = java_class_names(body)
+    return fields
+
+
+def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict) -> None:
+    messages, records, anomalies = out["messages"], out["records"], out["anomalies"]
+    channels: dict[str, _Channel] = {}
+    preferred: str | None = None
+    pos = 0
+    size = len(stream)
+    resyncs = 0
+    pending_total = 0
+    while pos < size:
+        if size - pos < FRAME_HEADER:
+            anomalies.append(_anomaly("truncated-frame-header", direction, pos,
+                                      f"{size - pos} bytes left, {FRAME_HEADER} needed"))
+            return
+        frame_length = struct.unpack_from(">I", stream, pos)[0]
+        msg_id = stream[pos + 8]
+        if stream[pos + 4:pos + 8] != MAGIC or msg_id > 11 or not (
+                FRAME_HEADER <= frame_length <= MAX_FRAME):
+            nxt = stream.find(MAGIC, pos + 5)
+            resyncs += 1
+            anomalies.append(_anomaly("bad-frame", direction, pos,
+                                      "no BADC0FFE frame here" + (
+                                          f"; resynchronizing at {nxt - 4}"
+                                          if nxt >= 4 and resyncs <= MAX_RESYNC else "")))
+            if nxt < 4 or resyncs > MAX_RESYNC:
+                return
+            pos = nxt - 4
+            continue
+        frame = stream[pos:pos + frame_length]
+        cut = len(frame) < frame_length
+        message = {"direction": direction, "offset": pos, "id": msg_id,
+                   "name": MESSAGE_NAMES[msg_id], "length": frame_length}
+        if cut:
+            message["truncated"] = True
+            anomalies.append(_anomaly("truncated-frame", direction, pos,
+                                      f"frame of {frame_length} bytes, {len(frame)} present"))
+        if msg_id == 0:
+            header = None
+            for layout in _layout_order(version_hint, preferred):
+                header = layout.read(frame)
+                if header:
+                    preferred = layout.name
+                    break
+            if header is None:
+                anomalies.append(_anomaly("bad-buffer-header", direction, pos,
+                                          "no BufferResponse layout (30/34/38+4n) fits"))
+            else:
+                message.update(header)
+                start = pos + FRAME_HEADER + header["header_size"]
+                payload = stream[start:min(pos + frame_length, size)]
+                if header["data_type"] in RECORD_DATA_TYPES and not header["compressed"]:
+                    channel = channels.setdefault(header["receiver_id"], _Channel())
+                    if pending_total + len(payload) > MAX_PENDING:
+                        anomalies.append(_anomaly("pending-limit", direction, start,
+                                                  f"over {MAX_PENDING} unfinished bytes"))
+                    else:
+                        before = len(channel.pending)
+                        channel.segments.append((before, start))
+                        channel.pending += payload
+                        _split_records(channel, direction, header["receiver_id"], records,
+                                       anomalies)
+                        pending_total += len(channel.pending) - before
+                elif header["data_type"] not in RECORD_DATA_TYPES and not cut:
+                    message["event"] = _event(payload)
+        else:
+            message.update(_request_fields(frame, msg_id, frame_length))
+        if len(messages) < MAX_RECORDS:
+            messages.append(message)
+        pos += frame_length
+    for receiver, channel in channels.items():
+        if channel.pending:
+            anomalies.append(_anomaly("unfinished-record", direction, channel.offset_of(0),
+                                      f"{len(channel.pending)} bytes of a record on channel "
+                                      f"{receiver} never completed"))
+
+
+def _anomaly(kind: str, direction: str, offset: int, detail: str) -> dict:
+    return {"kind": kind, "direction": direction, "offset": offset, "detail": detail}
+
+
+def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None) -> dict:
+    """Decode both directions of a data-plane connection.
+
+    Returns {"messages": [...], "records": [...], "anomalies": [...], "buffer_layout": ...}.
+    A message has direction, offset, id, name, length and the fields of its kind (receiver_id,
+    data_type_name, compressed, buffer_size, event, credit, ...). A record has direction, offset
+    (of its length prefix in that direction's stream), length, receiver_id, tag (StreamElement
+    tag or None), kind, timestamp and fields (readable strings). Never raises on bad bytes.
+    """
+    out: dict = {"messages": [], "records": [], "anomalies": []}
+    for direction, stream in (("c2s", c2s or b""), ("s2c", s2c or b"")):
+        try:
+            _walk(bytes(stream), direction, version_hint, out)
+        except Exception as exc:  # a parser bug must not end the analysis
+            log.exception("netty decoder failed")
+            out["anomalies"].append(_anomaly("decoder-error", direction, 0, repr(exc)))
+    layouts = {m["layout"] for m in out["messages"] if "layout" in m}
+    out["buffer_layout"] = layouts.pop() if len(layouts) == 1 else None
+    return out
+
+
+def _first_frame(stream: bytes) -> tuple[int, int] | None:
+    if len(stream) < FRAME_HEADER or stream[4:8] != MAGIC or stream[8] > 11:
+        return None
+    length = struct.unpack_from(">I", stream, 0)[0]
+    if not FRAME_HEADER <= length <= MAX_FRAME:
+        return None
+    return length, stream[8]
+
+
+def detect(c2s: bytes, s2c: bytes) -> dict | None:
+    """Recognize the data plane from the first frame of either direction.
+
+    Returns None unless a direction starts with ``[len] BA DC 0F FE <id <= 11>``. Otherwise
+    {"role": "data", "evidence", "flink_version_hint", "first_message", "buffer_layout"}:
+    the hint is "1.15", "1.16-1.18" or "1.19+" from a PartitionRequest's length, narrowed to
+    "1.19-1.20" or "2.0+" (or given as "1.15-1.18") by the BufferResponse header size.
+    """
+    c2s = bytes(c2s or b"")
+    s2c = bytes(s2c or b"")
+    client = _first_frame(c2s)
+    server = _first_frame(s2c)
+    if client is None and server is None:
+        return None
+    hint = None
+    seen = []
+    if client:
+        length, msg_id = client
+        seen.append(f"client {MESSAGE_NAMES[msg_id]} frame (len {length}) with magic BADC0FFE")
+        if msg_id == 2:
+            hint = PARTITION_REQUEST_HINT.get(length)
+    if server:
+        length, msg_id = server
+        seen.append(f"server {MESSAGE_NAMES[msg_id]} frame (len {length}) with magic BADC0FFE")
+    layout = None
+    head = decode(c2s[:1 << 16], s2c[:1 << 20], version_hint=hint)
+    layout = head["buffer_layout"]
+    if layout:
+        by_layout = LAYOUTS[layout].versions
+        if hint is None:
+            hint = by_layout
+        elif hint == "1.19+" and layout in ("34", "38"):
+            hint = by_layout
+        seen.append(f"BufferResponse header {layout} bytes ({by_layout})")
+    return {
+        "role": "data",
+        "evidence": "Flink data plane: " + "; ".join(seen),
+        "flink_version_hint": hint,
+        "first_message": MESSAGE_NAMES[(client or server)[1]],
+        "buffer_layout": layout,
+    }
