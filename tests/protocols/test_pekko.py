@@ -1,0 +1,186 @@
+"""Akka/Pekko classic remoting: frames built byte for byte per flink-wire-facts.md 2b."""
+
+import random
+import struct
+
+import pytest
+
+from flinkwire.protocols import pekko
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def associate(system=b"flink", host=b"127.0.0.1", port=40000, uid=b"\x01\x02\x03\x04\xff\xff\xff\xff"):
+    address = field(1, system) + field(2, host) + b"\x18" + varint(port) + field(4, b"tcp")
+    handshake = field(1, address) + b"\x11" + uid
+    control = b"\x08\x01" + field(2, handshake)
+    message = field(2, control)
+    return struct.pack(">I", len(message)) + message
+
+
+def envelope(recipient, sender, body, serializer=1, manifest=b""):
+    serialized = field(1, body) + b"\x10" + varint(serializer)
+    if manifest:
+        serialized += field(3, manifest)
+    remote = (field(1, field(1, recipient)) + field(2, serialized) + field(4, field(1, sender))
+              + b"\x29" + struct.pack("<Q", 7))
+    message = field(1, field(2, remote))
+    return struct.pack(">I", len(message)) + message
+
+
+def method_invocation(gateway, method):
+    """The inner Java stream of RemoteRpcInvocation$MethodInvocation, as on the wire."""
+    name = b"org.apache.flink.runtime.rpc.messages.RemoteRpcInvocation$MethodInvocation"
+    utf = (struct.pack(">H", len(gateway)) + gateway + struct.pack(">H", len(method)) + method
+           + b"\x00\x00\x00\x01")
+    return (b"\xac\xed\x00\x05\x73\x72\x00" + bytes([len(name)]) + name
+            + b"\x00" * 8 + b"\x03\x00\x00\x78\x70" + b"\x77" + bytes([len(utf)]) + utf + b"\x78")
+
+
+def test_associate_matches_the_documented_bytes():
+    frame = associate(port=40000)
+    # 00 00 00 2c 12 2a 08 01 12 26 0a 1b 0a 05 "flink" 12 09 "127.0.0.1" 18 <port> 22 03 "tcp" 11
+    assert frame[:12] == bytes.fromhex("0000002c122a080112260a1b")
+    assert frame[12:19] == b"\x0a\x05flink"
+    assert frame[19:30] == b"\x12\x09127.0.0.1"
+    assert frame[30:34] == b"\x18" + varint(40000)
+    assert frame[34:39] == b"\x22\x03tcp" and frame[39] == 0x11
+
+
+# The documented ASSOCIATE, written out literally (port 40000 = varint c0 b8 02).
+LITERAL_ASSOCIATE = bytes.fromhex(
+    "0000002c" "122a" "0801" "1226" "0a1b" "0a05" + b"flink".hex() + "1209" + b"127.0.0.1".hex()
+    + "18c0b802" "2203" + b"tcp".hex() + "11" "0102030405060708")
+
+
+def test_decode_literal_associate():
+    frames = pekko.decode(LITERAL_ASSOCIATE, b"")
+    assert frames[0] == {"direction": "c2s", "offset": 0, "length": 44, "kind": "associate",
+                         "command": "ASSOCIATE", "system": "flink",
+                         "advertised_host": "127.0.0.1", "advertised_port": 40000,
+                         "transport": "tcp", "uid": "0807060504030201"}
+
+
+def test_detect_reads_both_handshakes():
+    found = pekko.detect(associate(port=40000), associate(port=6123, host=b"192.0.2.10"))
+    assert found["role"] == "rpc"
+    assert found["system"] == "flink"
+    assert found["client_origin"]["port"] == 40000
+    assert found["server_origin"] == {"system": "flink", "host": "192.0.2.10", "port": 6123,
+                                      "uid": "ffffffff04030201", "transport": "tcp"}
+    assert found["advertised_host"] == "192.0.2.10" and found["advertised_port"] == 6123
+    assert found["advertised_side"] == "server"
+    assert "ASSOCIATE flink@192.0.2.10:6123" in found["evidence"]
+    assert found["rpc_library"] is None
+
+
+def test_metrics_actor_system_is_metrics_rpc():
+    found = pekko.detect(associate(system=b"flink-metrics"), b"")
+    assert found["role"] == "metrics-rpc"
+    assert found["advertised_side"] == "client"
+
+
+def test_non_flink_actor_system_is_not_claimed():
+    assert pekko.detect(associate(system=b"mysystem"), b"") is None
+
+
+def test_rpc_library_and_methods_from_later_frames():
+    recipient = b"pekko.tcp://flink@192.0.2.10:6123/user/rpc/resourcemanager_0#123"
+    sender = b"pekko.tcp://flink@192.0.2.11:33221/user/rpc/taskmanager_0#9"
+    body = b"\xac\xed\x00\x05 outer " + method_invocation(b"ResourceManagerGateway",
+                                                        b"registerTaskExecutor")
+    c2s = associate() + envelope(recipient, sender, body)
+    found = pekko.detect(c2s, associate(port=6123))
+    assert found["rpc_library"] == "pekko"
+    assert found["c2s_endpoints"] == ["resourcemanager"]
+    assert found["c2s_methods"] == ["ResourceManagerGateway.registerTaskExecutor"]
+
+    frames = pekko.decode(c2s, b"")
+    assert [f["kind"] for f in frames] == ["associate", "payload"]
+    payload = frames[1]
+    assert payload["recipient"] == recipient.decode()
+    assert payload["sender"] == sender.decode()
+    assert payload["serializer_id"] == 1 and payload["seq"] == 7
+    assert payload["rpc_methods"] == ["ResourceManagerGateway.registerTaskExecutor"]
+    assert ("org.apache.flink.runtime.rpc.messages.RemoteRpcInvocation$MethodInvocation"
+            in payload["class_names"])
+    assert payload["offset"] == len(associate())
+    assert frames.anomalies == []
+
+
+def test_akka_library_and_manifest():
+    frame = envelope(b"akka.tcp://flink@h:6123/user/rpc/dispatcher_1", b"", b"x",
+                     serializer=16, manifest=b"A")
+    found = pekko.detect(associate() + frame, b"")
+    assert found["rpc_library"] == "akka"
+    decoded = pekko.decode(associate() + frame, b"")
+    assert decoded[1]["manifest"] == "A" and decoded[1]["serializer"] == "misc"
+
+
+def test_disassociate_and_heartbeat_frames():
+    frames = pekko.decode(bytes.fromhex("000000041202 0804".replace(" ", ""))
+                          + bytes.fromhex("0000000412020803"), b"")
+    assert [(f["kind"], f["command"]) for f in frames] == [
+        ("disassociate", "DISASSOCIATE_SHUTTING_DOWN"), ("heartbeat", "HEARTBEAT")]
+
+
+def test_truncated_frame_is_partial_fact_and_anomaly():
+    frame = associate()
+    frames = pekko.decode(frame[:30], b"")
+    assert frames[0]["truncated"] is True
+    assert frames.anomalies[0]["kind"] == "truncated-frame"
+    assert pekko.detect(frame[:30], b"") is None
+
+
+def test_huge_length_and_artery_are_anomalies():
+    frames = pekko.decode(b"\x7f\xff\xff\xff" + b"\x00" * 10, b"AKKA\x01rest")
+    kinds = {a["kind"]: a["direction"] for a in frames.anomalies}
+    assert kinds == {"bad-frame-length": "c2s", "artery": "s2c"}
+
+
+def test_frame_limit_is_respected():
+    stream = bytes.fromhex("0000000412020803") * 50
+    frames = pekko.decode(stream, b"", max_frames=10)
+    assert len(frames) == 10
+    assert frames.anomalies[-1]["kind"] == "frame-limit"
+
+
+def test_rpc_methods_ignores_non_identifiers():
+    blob = b"MethodInvocation\x77\x08\x00\x02a b\x00\x01c"
+    assert pekko.rpc_methods(blob) == []
+
+
+def test_protobuf_reader_is_bounded():
+    fields, error = pekko.protobuf_fields(b"\x0a\xff\xff\xff\xff\x0f")
+    assert fields == [] and "exceeds" in error
+    fields, error = pekko.protobuf_fields(b"\x08" * 600)
+    assert error is not None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_garbage_never_raises(seed):
+    rng = random.Random(seed)
+    base = associate() + envelope(b"pekko.tcp://flink@h:1/user/rpc/x_1", b"s",
+                                  method_invocation(b"G", b"m"))
+    mutated = bytearray(base)
+    for _ in range(rng.randint(1, 20)):
+        mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+    data = bytes(mutated[:rng.randint(0, len(mutated))])
+    pekko.detect(data, data[::-1])
+    frames = pekko.decode(data, bytes(rng.randrange(256) for _ in range(200)))
+    assert all(f["offset"] < len(data) for f in frames if f["direction"] == "c2s")
