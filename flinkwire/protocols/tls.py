@@ -52,6 +52,12 @@ MAX_ALERTS = 32
 DEFAULT_SEARCH_LIMIT = 4096
 
 _TLS13 = 0x0304
+
+
+def _is_tls13(version: int) -> bool:
+    """TLS 1.3 and its pre-RFC variants (drafts 0x7fNN, Facebook Fizz 0xfbNN)."""
+    return version == _TLS13 or version >> 8 in (0x7F, 0xFB)
+
 # ServerHello.random of a HelloRetryRequest is SHA-256("HelloRetryRequest") (RFC 8446 4.1.3).
 _HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
@@ -80,7 +86,7 @@ class TlsFacts:
     client_hello_record_version: str | None = None
     client_hello_legacy_version: str | None = None
     versions_offered: list[str] = field(default_factory=list)
-    version: str | None = None
+    version: str | None = None  # a TLS 1.3 draft / Fizz variant is reported as "TLS 1.3"
     cipher: str | None = None
     cipher_id: str | None = None
     ciphers_offered: list[str] = field(default_factory=list)
@@ -100,6 +106,7 @@ class TlsFacts:
     anomalies: list[dict] = field(default_factory=list)
     # Beyond the agreed contract: details the shared test cases and reports use.
     server_hello_seen: bool = False
+    version_id: str | None = None  # the negotiated version's code point, e.g. "0x0304"
     hello_retry_request: bool = False
     client_hello_records: int | None = None  # records the first ClientHello spanned
     client_hello_bytes: int | None = None  # its handshake message size, header included
@@ -109,6 +116,9 @@ class TlsFacts:
     ech_offered: bool = False
     dh_prime_bits: int | None = None  # finite-field DHE: size of the server's prime
     starts: dict = field(default_factory=lambda: {"c2s": 0, "s2c": 0})
+    # Where the record walk of each direction stopped: the end of the head, or the first
+    # byte that is not a TLS record (e.g. FTP's CCC going back to plaintext).
+    ends: dict = field(default_factory=lambda: {"c2s": 0, "s2c": 0})
 
 
 class _Short(Exception):
@@ -153,9 +163,10 @@ class _Record:
 @dataclass
 class _Message:
     msg_type: int
-    body: bytes
+    body: bytes  # empty when the message was over the size cap and skipped
     offset: int
     records_spanned: int
+    skipped: bool = False
 
 
 @dataclass
@@ -434,8 +445,8 @@ def _reassemble(walk: _Walk, direction: str, stop_at_ccs: bool, max_message: int
     origins: list[int] = []  # stream offset of each fragment's first byte
     messages: list[_Message] = []
     pos = 0  # start of the next unparsed message in the buffer
-    stopped = False
     cut_by_ccs = False
+    skip = 0  # bytes of an oversized message still to be passed over unbuffered
 
     for record in walk.kept:
         if record.content_type == CHANGE_CIPHER_SPEC and stop_at_ccs:
@@ -443,20 +454,39 @@ def _reassemble(walk: _Walk, direction: str, stop_at_ccs: bool, max_message: int
             break
         if record.content_type != HANDSHAKE or not record.fragment:
             continue
-        starts.append(len(buffer))
-        origins.append(record.offset + 5)
-        buffer += record.fragment
+        fragment = record.fragment
+        if skip:
+            passed = min(skip, len(fragment))
+            skip -= passed
+            fragment = fragment[passed:]
+            if not fragment:
+                continue
+            # Later messages begin where the skipped one ended.
+            starts, origins, buffer, pos = [], [], bytearray(), 0
+            starts.append(0)
+            origins.append(record.offset + 5 + passed)
+        else:
+            starts.append(len(buffer))
+            origins.append(record.offset + 5)
+        buffer += fragment
 
         while len(buffer) - pos >= 4:
             msg_type = buffer[pos]
             length = int.from_bytes(buffer[pos + 1:pos + 4], "big")
             offset = _buffer_origin(starts, origins, pos)
             if length > max_message:
+                # Pass over the message without keeping it; what follows still parses.
                 anomalies.append(_anomaly(
                     "limit", direction, offset,
                     f"handshake message type {msg_type} of {length} bytes exceeds "
-                    f"{max_message}; rest of this direction's handshake not parsed"))
-                stopped = True
+                    f"{max_message}; skipped"))
+                messages.append(_Message(msg_type, b"", offset, 0, skipped=True))
+                available = len(buffer) - pos - 4
+                if available >= length:
+                    pos += 4 + length
+                    continue
+                skip = length - available
+                buffer, starts, origins, pos = bytearray(), [], [], 0
                 break
             if len(buffer) - pos < 4 + length:
                 break
@@ -465,26 +495,27 @@ def _reassemble(walk: _Walk, direction: str, stop_at_ccs: bool, max_message: int
             messages.append(_Message(msg_type, bytes(buffer[pos + 4:pos + 4 + length]),
                                      offset, last - first + 1))
             pos += 4 + length
-        if stopped:
-            break
         if pos > 65536:
             # Keep the buffer small: drop what has been parsed.
             del buffer[:pos]
             starts = [s - pos for s in starts]
             pos = 0
 
-    leftover = len(buffer) - pos
-    if leftover and not stopped:
-        # Unfinished is normal when the head was cut (by retention, by the record cap, or
-        # inside a record, which the walk already reported); otherwise the peer sent half a
-        # message before closing or before switching to encryption.
-        cut_by_limit = not cut_by_ccs and walk.records > len(walk.kept)
-        record_cut = any(len(r.fragment) < r.claimed for r in walk.kept)
-        if (complete or cut_by_ccs) and not cut_by_limit and not record_cut:
+    # An unfinished message is normal when the head was cut (by retention, by the record
+    # cap, or inside a record, which the walk already reported); otherwise the peer sent
+    # half a message before closing or before switching to encryption.
+    head_cut = ((not cut_by_ccs and walk.records > len(walk.kept))
+                or any(len(r.fragment) < r.claimed for r in walk.kept))
+    if (complete or cut_by_ccs) and not head_cut:
+        where = " before ChangeCipherSpec" if cut_by_ccs else " at the end of the stream"
+        if skip:
+            anomalies.append(_anomaly(
+                "malformed-handshake", direction, walk.kept[-1].offset if walk.kept else 0,
+                f"{skip} bytes of a skipped oversized handshake message missing{where}"))
+        elif len(buffer) > pos:
             anomalies.append(_anomaly(
                 "malformed-handshake", direction, _buffer_origin(starts, origins, pos),
-                f"{leftover} bytes of an unfinished handshake message"
-                + (" before ChangeCipherSpec" if cut_by_ccs else " at the end of the stream")))
+                f"{len(buffer) - pos} bytes of an unfinished handshake message{where}"))
     if walk.handshake_records_beyond_limit:
         anomalies.append(_anomaly(
             "limit", direction, walk.kept[-1].offset if walk.kept else 0,
@@ -653,6 +684,7 @@ def _parse_sslv2_client_hello(data: bytes, pos: int, facts: TlsFacts) -> None:
 def _parse_sslv2_server_hello(data: bytes, pos: int, facts: TlsFacts) -> None:
     facts.server_hello_seen = True
     facts.version = names.version_name(0x0002)
+    facts.version_id = "0x0002"
     cert_length = _u16(data, pos + 7)
     certificate = data[pos + 13:pos + 13 + cert_length]
     if len(certificate) == cert_length and data[pos + 4] == 1 and certificate:
@@ -736,12 +768,13 @@ def _parse(c2s: bytes, s2c: bytes, start_c2s: int, start_s2c: int, max_message: 
     _walk_tls(s2c, pos_s2c, "s2c", complete_s2c, server, anomalies)
     facts.records = {"c2s": client.records, "s2c": server.records}
     facts.application_data_bytes = {"c2s": client.app_bytes, "s2c": server.app_bytes}
+    facts.ends = {"c2s": client.end, "s2c": server.end}
 
     # The version decides whether ChangeCipherSpec ends the plaintext; find it first.
     probe: list[dict] = []
     server_messages = _reassemble(server, "s2c", True, max_message, complete_s2c, probe)
     first_hello = _first_server_hello(server_messages)
-    tls13 = first_hello is not None and first_hello.version == _TLS13
+    tls13 = first_hello is not None and _is_tls13(first_hello.version)
     if tls13:
         server_messages = _reassemble(server, "s2c", False, max_message, complete_s2c,
                                       anomalies)
@@ -759,7 +792,7 @@ def _parse(c2s: bytes, s2c: bytes, start_c2s: int, start_s2c: int, max_message: 
     _collect_alerts(client, "c2s", tls13, facts)
     _collect_alerts(server, "s2c", tls13, facts)
 
-    if tls13 and facts.version == "TLS 1.3":
+    if tls13:
         facts.handshake_complete = client.app_records > 0 and server.app_records > 0
     else:
         facts.handshake_complete = ((client.ccs_index is not None
@@ -781,6 +814,8 @@ def _interpret_client(messages: list[_Message], first_record: _Record | None, tl
                       facts: TlsFacts, hello_done: bool = False) -> None:
     anomalies = facts.anomalies
     for message in messages:
+        if message.skipped:
+            continue  # over the size cap: nothing to read (a limit anomaly says so)
         if message.msg_type == _HS_CLIENT_HELLO and not hello_done:
             hello_done = True
             facts.client_hello_seen = True
@@ -818,7 +853,7 @@ def _interpret_server(messages: list[_Message], walk: _Walk, tls13: bool,
     for message in messages:
         kind = message.msg_type
         if kind == _HS_SERVER_HELLO:
-            if hello is not None and not hello.is_retry:
+            if message.skipped or (hello is not None and not hello.is_retry):
                 continue  # a second real ServerHello would be renegotiation: ignore
             try:
                 parsed = _parse_server_hello(message.body)
@@ -837,7 +872,7 @@ def _interpret_server(messages: list[_Message], walk: _Walk, tls13: bool,
             continue
         elif kind == _HS_CERTIFICATE:
             saw_full_handshake = True
-            if facts.server_certificates:
+            if facts.server_certificates or message.skipped:
                 continue
             try:
                 chain, skipped = _parse_certificate_list(message.body, tls13=False)
@@ -852,6 +887,8 @@ def _interpret_server(messages: list[_Message], walk: _Walk, tls13: bool,
                                           f"{MAX_CERTIFICATES} not described"))
         elif kind == _HS_SERVER_KEY_EXCHANGE:
             saw_full_handshake = True
+            if message.skipped:
+                continue
             try:
                 _parse_server_key_exchange(message.body, facts.cipher, facts)
             except _Short as exc:
@@ -866,7 +903,7 @@ def _interpret_server(messages: list[_Message], walk: _Walk, tls13: bool,
         return
     if facts.key_exchange_group is None and retry_group is not None:
         facts.key_exchange_group = retry_group
-    if hello.version == _TLS13:
+    if _is_tls13(hello.version):
         facts.client_certificate_requested = None
         if not hello.is_retry:
             facts.session_resumed = _EXT_PRE_SHARED_KEY in hello.extensions
@@ -885,7 +922,8 @@ def _interpret_server(messages: list[_Message], walk: _Walk, tls13: bool,
 
 def _apply_server_hello(hello: _ServerHello, facts: TlsFacts) -> None:
     facts.server_hello_seen = True
-    facts.version = names.version_name(hello.version)
+    facts.version = "TLS 1.3" if _is_tls13(hello.version) else names.version_name(hello.version)
+    facts.version_id = f"0x{hello.version:04x}"
     facts.cipher_id = f"0x{hello.cipher:04x}"
     facts.cipher = names.cipher_suite_name(hello.cipher)
     alpn = hello.extensions.get(_EXT_ALPN)
@@ -897,7 +935,7 @@ def _apply_server_hello(hello: _ServerHello, facts: TlsFacts) -> None:
             facts.anomalies.append(_anomaly("malformed-handshake", "s2c", 0,
                                             "ServerHello ALPN extension cut"))
     share = hello.extensions.get(_EXT_KEY_SHARE)
-    if share and len(share) >= 2 and hello.version == _TLS13:
+    if share and len(share) >= 2 and _is_tls13(hello.version):
         facts.key_exchange_group = names.group_name(_u16(share, 0))
 
 
@@ -919,6 +957,7 @@ def _collect_alerts(walk: _Walk, direction: str, tls13: bool, facts: TlsFacts) -
 
 def _finish_sslv2(client: _Walk, server: _Walk, facts: TlsFacts) -> None:
     facts.records = {"c2s": client.records, "s2c": server.records}
+    facts.ends = {"c2s": client.end, "s2c": server.end}
     facts.application_data_bytes = {"c2s": client.app_bytes, "s2c": server.app_bytes}
     # CLIENT-MASTER-KEY (the first client record after the hello) names the chosen cipher
     # in clear: msg type 2, then the 3-byte cipher kind.

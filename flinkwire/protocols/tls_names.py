@@ -437,7 +437,6 @@ VERSIONS: dict[int, str] = {
     0x0302: "TLS 1.1",
     0x0303: "TLS 1.2",
     0x0304: "TLS 1.3",
-    0xFB1A: "TLS 1.3 (Facebook Fizz draft)",
     0xFEFF: "DTLS 1.0",
     0xFEFD: "DTLS 1.2",
     0xFEFC: "DTLS 1.3",
@@ -509,6 +508,8 @@ def version_name(value: int) -> str:
         return VERSIONS[value]
     if value >> 8 == 0x7F:
         return f"TLS 1.3 draft {value & 0xFF}"
+    if value >> 8 == 0xFB:
+        return f"TLS 1.3 (Facebook Fizz, draft {value & 0xFF})"
     return f"0x{value:04x}"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from datetime import datetime, timezone
 
 from cryptography import x509
@@ -90,6 +91,20 @@ def _is_self_signed(cert: x509.Certificate) -> bool:
 
 
 def describe_certificate(der: bytes, now: datetime | None = None) -> dict:
+    """Facts about one DER certificate (see `_describe`); never raises, never warns.
+
+    cryptography warns about certificates it will refuse in future (a negative serial, say);
+    for captured certificates that is a property of the peer, so it is kept in the result
+    under ``warnings`` instead of reaching the user's terminal.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        facts = _describe(der, now)
+    facts["warnings"] = sorted({str(w.message).split(". ")[0] for w in caught})[:5]
+    return facts
+
+
+def _describe(der: bytes, now: datetime | None) -> dict:
     """Facts about one DER certificate.
 
     Returns a dict with subject/issuer (RFC 4514 strings), their CNs, ``san_dns``/``san_ip``,

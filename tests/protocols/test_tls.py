@@ -76,6 +76,7 @@ def test_case_handshake_facts(name):
     assert facts.anomalies == []
     assert facts.handshake_complete
     assert facts.application_data_bytes["c2s"] > 0 and facts.application_data_bytes["s2c"] > 0
+    assert facts.ends == {"c2s": len(c2s), "s2c": len(s2c)}
 
 
 def test_case_split_records_counts():
@@ -549,6 +550,7 @@ def test_bad_length_and_header_after_good_records(tmp_path):
     facts = parse_tls(c2s + b"\x17\x03\x03\xff\xff" + bytes(64), s2c + b"HTTP/1.1 400\r\n")
     kinds = {(a["kind"], a["direction"], a["offset"]) for a in facts.anomalies}
     assert kinds == {("bad-tls-length", "c2s", len(c2s)), ("bad-record-header", "s2c", len(s2c))}
+    assert facts.ends == {"c2s": len(c2s), "s2c": len(s2c)}
     assert facts.version == "TLS 1.2" and facts.handshake_complete
 
 
@@ -557,10 +559,26 @@ def test_huge_claimed_handshake_length_is_bounded():
     c2s = bytes([22, 3, 1]) + len(body).to_bytes(2, "big") + body
     facts = parse_tls(c2s, b"")
     assert not facts.client_hello_seen
-    assert [a["kind"] for a in facts.anomalies] == ["limit"]
+    # Over the cap, and (the stream being complete) its bytes never came.
+    assert [a["kind"] for a in facts.anomalies] == ["limit", "malformed-handshake"]
+    assert [a["kind"] for a in parse_tls(c2s, b"", complete_c2s=False).anomalies] == ["limit"]
     modest = b"\x01\x00\x00\x60" + bytes(96)
     small = parse_tls(bytes([22, 3, 1, 0, 100]) + modest, b"", max_handshake_message=10)
     assert [a["kind"] for a in small.anomalies] == ["limit"]
+
+
+def test_oversized_certificate_message_is_skipped_not_fatal(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"))
+    full = parse_tls(c2s, s2c)
+    capped = parse_tls(c2s, s2c, max_handshake_message=300)
+    assert [(a["kind"], a["direction"]) for a in capped.anomalies] == [("limit", "s2c")]
+    assert "type 11" in capped.anomalies[0]["detail"]
+    assert capped.server_certificates == [] and len(full.server_certificates) == 2
+    # What follows the skipped Certificate is still read.
+    assert capped.key_exchange_group == full.key_exchange_group is not None
+    assert capped.client_certificate_requested is False and capped.session_resumed is False
+    assert capped.sni == full.sni and capped.cipher == full.cipher
 
 
 def test_malformed_client_hello_keeps_what_was_read():
