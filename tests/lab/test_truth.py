@@ -78,6 +78,7 @@ def test_redacted_by_default_no_injected_secret_in_full(lab):
     analysis = flinkwire.analyze(capture, config=config)
     shown = analysis.to_json() + analysis.summary()
     for item in truth["injected"]:
-        if item["kind"] in ("card-number", "password", "token", "api-key", "config-secret"):
-            secret = item["value"].split("=", 1)[-1]
-            assert secret not in shown, item["value"]
+        if item["kind"] == "name":
+            continue  # a person's name has no shape a scanner can know
+        secret = item["value"].split("=", 1)[-1]
+        assert secret not in shown, item["value"]

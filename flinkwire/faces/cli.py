@@ -1,0 +1,110 @@
+"""The `flinkwire` command: report, check.
+
+Exit codes: 0 done (a damaged capture still gives 0, with a warning), 1 for
+`check` when a required channel is plaintext, 2 for bad input (not a capture,
+unreadable config, bad arguments) or a capture of which nothing could be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import FlinkwireError
+from ..flink import knowledge
+from ..tables.analysis import analyze, default_capture
+
+GROUPS = ("internal", "rest", "unencryptable", "external-service")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flinkwire",
+        description="What an eavesdropper learns from a Flink cluster, read from a capture.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    report = sub.add_parser("report", help="print the exposure summary of a capture")
+    report.add_argument("captures", nargs="*", help="pcap/pcapng files (default: bundled sample)")
+    report.add_argument("--config", help="the cluster's config.yaml or flink-conf.yaml")
+    report.add_argument("--json", metavar="OUT", help="write everything as JSON to OUT")
+    report.add_argument("--reveal", action="store_true",
+                        help="show secret values in full (outputs are no longer shareable)")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    check = sub.add_parser("check", help="exit 1 if a required channel group is not TLS")
+    check.add_argument("captures", nargs="+", help="pcap/pcapng files")
+    check.add_argument("--require-tls", default="internal,rest",
+                       help="comma list of channel groups: internal, rest (default both)")
+    check.add_argument("--config", help="the cluster's config.yaml or flink-conf.yaml")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _warn(message: str) -> None:
+    print(f"flinkwire: warning: {message}", file=sys.stderr)
+
+
+def _run_analysis(args, reveal=False):
+    from .progress import progress_for
+    paths = args.captures or [str(default_capture())]
+    with progress_for(paths, quiet=args.quiet) as progress:
+        analysis = analyze(paths, config=args.config, reveal=reveal, progress=progress)
+    read_nothing = True
+    for info in analysis.stats.files:
+        for anomaly in info.anomalies:
+            _warn(f"{info.path}: {anomaly['kind']} at file offset {anomaly['file_offset']}: "
+                  f"{anomaly['detail']}")
+        if info.records_complete:
+            read_nothing = False
+    if read_nothing and any(info.anomalies for info in analysis.stats.files):
+        print(f"flinkwire: {', '.join(paths)}: no packet could be read", file=sys.stderr)
+        return analysis, 2
+    return analysis, 0
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.ERROR, format="flinkwire: %(levelname)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            analysis, status = _run_analysis(args, reveal=args.reveal)
+            if status:
+                return status
+            print(analysis.summary())
+            if args.json:
+                analysis.to_json(args.json)
+                print(f"\nJSON written to {args.json}")
+            return 0
+        if args.command == "check":
+            groups = [g.strip() for g in args.require_tls.split(",") if g.strip()]
+            unknown = [g for g in groups if g not in GROUPS]
+            if unknown:
+                print(f"flinkwire: --require-tls: unknown channel group {unknown[0]!r} "
+                      f"(choose from {', '.join(GROUPS)})", file=sys.stderr)
+                return 2
+            analysis, status = _run_analysis(args)
+            if status:
+                return status
+            plain = analysis.plaintext_flows(groups)
+            if plain.empty:
+                seen = analysis.flows[analysis.flows["role"].map(knowledge.channel_group)
+                                      .isin(groups)]
+                print(f"OK: all {len(seen)} flows of {', '.join(groups)} channels are TLS")
+                return 0
+            print(f"FAIL: {len(plain)} flows of {', '.join(groups)} channels are not TLS:")
+            for f in plain.itertuples(index=False):
+                print(f"  {f.flow_id} {f.role:<15} {f.client_ip}:{f.client_port} -> "
+                      f"{f.server_ip}:{f.server_port} {f.verdict}")
+            return 1
+    except FlinkwireError as exc:
+        print(f"flinkwire: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flinkwire: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The Analysis object: one DataFrame per concern, every row keyed by `flow_id`.
+
+`analyze` runs the whole pipeline (reading -> packets -> tcp -> per-flow
+examination), then settles what needs all flows at once: roles of TLS flows on
+random ports, JobManager versus TaskManager RPC, hosts, the Flink version, and
+the findings with their remedies. Nothing here prints; the faces do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from ..flink import knowledge, roles
+from ..flink.config import load_config
+from ..flink.remediation import remedy
+from ..tcp.build import build_flows, total_size
+from ..tcp.flows import Limits
+from .examine import Context, Rows, examine
+
+log = logging.getLogger(__name__)
+
+FLOW_COLUMNS = [
+    "flow_id", "first_ts", "last_ts", "transport", "client_ip", "client_port", "server_ip",
+    "server_port", "role", "role_evidence", "verdict", "tls_version", "sni", "cipher",
+    "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "gap_bytes_c2s", "gap_bytes_s2c",
+    "retransmitted_bytes", "readable_bytes", "handshake_seen", "closed", "client_decided_by",
+    "starttls_offset", "vlan", "capture_duplicates",
+]
+FINDING_COLUMNS = ["flow_id", "role", "severity", "kind", "value", "evidence", "remediation",
+                   "direction", "offset", "ts", "count"]
+SNIPPET_COLUMNS = ["flow_id", "direction", "offset", "ts", "text"]
+ANOMALY_COLUMNS = ["flow_id", "direction", "offset", "ts", "kind", "length", "source",
+                   "detail", "file"]
+CHANNEL_COLUMNS = ["role", "group", "flows", "bytes", "tls_flows", "plaintext_flows",
+                   "opaque_flows", "no_payload_flows", "tls_share", "plaintext_share",
+                   "readable"]
+
+SEVERITY_OF_KIND = {
+    "card-number": "high", "password": "high", "config-secret": "high", "token": "high",
+    "api-key": "high", "bearer-token": "high", "basic-auth": "high", "cookie": "medium",
+    "private-key": "high", "aws-access-key": "high", "jwt": "high", "email": "medium",
+}
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
+
+
+def default_capture() -> Path:
+    """The bundled plaintext sample from a real Flink cluster (see captures/README.md)."""
+    here = Path(__file__).resolve().parents[2] / "captures" / "s1-plaintext.pcap"
+    return here
+
+
+def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits | None = None,
+            progress=None, min_snippet: int = 8) -> "Analysis":
+    """Analyse one capture or several (read as one: rotated files, one per node).
+
+    `config` is a Flink config file (`config.yaml` or `flink-conf.yaml`) whose
+    ports name the channels. With `reveal=False` (the default) every finding
+    value and snippet is redacted. Raises `CaptureError` for a file that is not
+    a capture and `ConfigError` for an unreadable config; damage inside a
+    capture becomes rows of `anomalies` instead.
+    """
+    if isinstance(path_or_paths, (str, os.PathLike)):
+        paths = [os.fspath(path_or_paths)]
+    else:
+        paths = [os.fspath(p) for p in path_or_paths]
+    flink_config = load_config(config) if config is not None else None
+    port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
+    ctx = Context(port_roles=port_roles, reveal=reveal, min_snippet=min_snippet)
+    rows = Rows()
+
+    def on_flow(flow):
+        try:
+            examine(flow, ctx, rows)
+        except Exception:  # one flow's bug must not lose the others
+            log.exception("examining a flow failed")
+            rows.anomaly(None, None, None, "internal-error",
+                         "a flow could not be examined; see the log", source="flinkwire")
+
+    stats = build_flows(paths, on_flow, limits, progress)
+    return Analysis(paths, rows, stats, ctx, flink_config, reveal)
+
+
+class Analysis:
+    """Everything flinkwire learned from the capture(s), as DataFrames."""
+
+    def __init__(self, paths, rows: Rows, stats, ctx: Context, config, reveal: bool):
+        self.paths = list(paths)
+        self.stats = stats
+        self.config = config
+        self.reveal = reveal
+        self.flink_version = self._flink_version(rows, ctx, config)
+
+        flow_rows = sorted(rows.flows, key=lambda r: (r["first_ts"], r["index"]))
+        refined = roles.refine_roles([
+            {"flow_id": r["flow_id"], "server_ip": r["server_ip"],
+             "server_port": r["server_port"], "client_ip": r["client_ip"], "role": r["role"],
+             "evidence": r["role_evidence"], "verdict": r["verdict"],
+             "pekko": (r["_content"] if (r["_content"] or {}).get("kind") == "pekko" else None)}
+            for r in flow_rows
+        ])
+        for row, new in zip(flow_rows, refined):
+            row["role"] = new["role"]
+            row["role_evidence"] = new["evidence"] if isinstance(new["evidence"], str) \
+                else "; ".join(new["evidence"])
+        self.flows = _frame([{k: r.get(k) for k in FLOW_COLUMNS} for r in flow_rows],
+                            FLOW_COLUMNS)
+        role_of = dict(zip(self.flows["flow_id"], self.flows["role"]))
+
+        self.hosts = _frame(roles.hosts_from([
+            {"flow_id": r["flow_id"], "server_ip": r["server_ip"], "client_ip": r["client_ip"],
+             "server_port": r["server_port"], "role": r["role"], "verdict": r["verdict"],
+             "pekko": (r["_content"] if (r["_content"] or {}).get("kind") == "pekko" else None)}
+            for r in flow_rows]), ["ip", "component", "evidence"])
+        self.snippets = _frame(rows.snippets, SNIPPET_COLUMNS)
+        self.tls = _frame(rows.tls, ["flow_id"])
+        self.http = _frame(rows.http, ["flow_id"])
+        self.rpc = _frame(rows.rpc, ["flow_id"])
+        self.records = _frame(rows.records, ["flow_id"])
+        self.blobs = _frame(rows.blobs, ["flow_id"])
+
+        anomalies = list(rows.anomalies)
+        for info in stats.files:
+            for a in info.anomalies:
+                anomalies.append({"flow_id": None, "direction": None,
+                                  "offset": a.get("file_offset"), "ts": None,
+                                  "kind": a["kind"], "length": a.get("incl_len"),
+                                  "source": "reading", "detail": a["detail"],
+                                  "file": info.path})
+        for reason, count in sorted(stats.skipped.items()):
+            if reason.startswith(("IP protocol", "not IP")):
+                continue  # ARP, ICMP and friends are not damage
+            anomalies.append({"flow_id": None, "direction": None, "offset": None, "ts": None,
+                              "kind": "undecoded-packets", "length": count,
+                              "source": "packets", "detail": f"{count} packets: {reason}"})
+        if stats.evicted:
+            anomalies.append({"flow_id": None, "direction": None, "offset": None, "ts": None,
+                              "kind": "limit", "length": stats.evicted, "source": "limits",
+                              "detail": f"{stats.evicted} flows evicted from a full flow "
+                                        "table (max_flows); each was finished early"})
+        self.anomalies = _frame(anomalies, ANOMALY_COLUMNS)
+
+        self.findings = _frame(self._findings(rows, role_of), FINDING_COLUMNS)
+        self.channels = _frame(self._channels(), CHANNEL_COLUMNS)
+
+    # -- settled over all flows ---------------------------------------------
+
+    @staticmethod
+    def _flink_version(rows, ctx, config):
+        if ctx.flink_versions:
+            return sorted(ctx.flink_versions)[-1]
+        hints = Counter()
+        for row in rows.flows:
+            content = row.get("_content") or {}
+            if content.get("flink_version_hint"):
+                hints[content["flink_version_hint"]] += 1
+        if hints:
+            return hints.most_common(1)[0][0]
+        if config is not None and getattr(config, "major_version", None):
+            return config.major_version
+        return None
+
+    def _findings(self, rows: Rows, role_of: dict) -> list[dict]:
+        findings = []
+        for row in self.flows.itertuples(index=False):
+            group = knowledge.channel_group(row.role)
+            if row.verdict != "plaintext":
+                continue
+            if group in ("internal", "rest"):
+                severity = "high"
+                kind = "plaintext-channel"
+            elif group == "unencryptable":
+                severity = "medium"
+                kind = "unencryptable-channel"
+            elif group == "external-service":
+                severity = "medium"
+                kind = "plaintext-channel"
+            else:
+                continue
+            findings.append({
+                "flow_id": row.flow_id, "role": row.role, "severity": severity, "kind": kind,
+                "value": f"{row.client_ip}:{row.client_port} -> {row.server_ip}:{row.server_port}",
+                "evidence": f"{row.role} flow in plaintext ({row.bytes_c2s + row.bytes_s2c} "
+                            f"bytes readable on the wire); {row.role_evidence}",
+                "remediation": remedy(row.role, kind, self.flink_version),
+                "direction": None, "offset": None, "ts": row.first_ts, "count": 1,
+            })
+        for secret in rows.findings:
+            role = role_of.get(secret["flow_id"], "unknown")
+            findings.append({
+                "flow_id": secret["flow_id"], "role": role,
+                "severity": SEVERITY_OF_KIND.get(secret["kind"], "medium"),
+                "kind": secret["kind"], "value": secret["value"],
+                "evidence": f"{secret['direction']} stream offset {secret['offset']}: "
+                            f"{secret['context']}"
+                            + (f"; seen {secret['count']} times" if secret["count"] > 1 else "")
+                            + (f" (user {secret['username']})" if secret.get("username") else ""),
+                "remediation": remedy(role, secret["kind"], self.flink_version),
+                "direction": secret["direction"], "offset": secret["offset"],
+                "ts": secret["ts"], "count": secret["count"],
+            })
+        findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["ts"] or 0))
+        return findings
+
+    def _channels(self) -> list[dict]:
+        out = []
+        flows = self.flows
+        if flows.empty:
+            return out
+        kinds_by_flow = {}
+        for fid, kind in zip(self.findings["flow_id"], self.findings["kind"]):
+            if kind not in ("plaintext-channel", "unencryptable-channel"):
+                kinds_by_flow.setdefault(fid, set()).add(kind)
+        for role, group in flows.groupby("role", sort=True):
+            total = group["bytes_c2s"] + group["bytes_s2c"]
+            all_bytes = int(total.sum())
+            tls_bytes = int(total[group["verdict"] == "tls"].sum())
+            plain_bytes = int(total[group["verdict"] == "plaintext"].sum())
+            readable = set()
+            for fid in group["flow_id"]:
+                readable |= kinds_by_flow.get(fid, set())
+            verdicts = group["verdict"].value_counts()
+            out.append({
+                "role": role, "group": knowledge.channel_group(role), "flows": len(group),
+                "bytes": all_bytes,
+                "tls_flows": int(verdicts.get("tls", 0)),
+                "plaintext_flows": int(verdicts.get("plaintext", 0)),
+                "opaque_flows": int(verdicts.get("opaque", 0)),
+                "no_payload_flows": int(verdicts.get("no-payload", 0)),
+                "tls_share": tls_bytes / all_bytes if all_bytes else 0.0,
+                "plaintext_share": plain_bytes / all_bytes if all_bytes else 0.0,
+                "readable": ", ".join(sorted(readable)),
+            })
+        return out
+
+    # -- faces ----------------------------------------------------------------
+
+    def summary(self) -> str:
+        from ..faces.summary import render_summary
+        return render_summary(self)
+
+    def to_dict(self) -> dict:
+        from ..faces.jsonout import analysis_dict
+        return analysis_dict(self)
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        from ..faces.jsonout import write_json
+        return write_json(self, path, indent)
+
+    def plaintext_flows(self, groups=("internal", "rest")) -> pd.DataFrame:
+        """Flows of the given channel groups that are not TLS (what `check` fails on)."""
+        flows = self.flows
+        if flows.empty:
+            return flows
+        mask = flows["role"].map(knowledge.channel_group).isin(list(groups))
+        return flows[mask & flows["verdict"].isin(["plaintext", "opaque"])]
+
+    def __repr__(self) -> str:
+        return (f"<Analysis of {', '.join(os.path.basename(p) for p in self.paths)}: "
+                f"{len(self.flows)} flows, {len(self.findings)} findings>")
+
+
+def _frame(rows, columns) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype="object")
+    ordered = [c for c in columns if c in frame.columns]
+    rest = [c for c in frame.columns if c not in ordered]
+    return frame[ordered + rest]
+
+
+__all__ = ["Analysis", "analyze", "default_capture", "total_size"]

@@ -1,0 +1,358 @@
+"""One finished flow in, its rows for every table out.
+
+Theory of operation: the flow table hands each flow here as soon as it ends
+(or is evicted), with the retained head of each direction. This module decides
+who the client is, whether the bytes are TLS, which Flink channel the content
+says it is, and what is readable; then the flow's payload is dropped, so memory
+follows the number of flows, not the capture. Roles that need other flows
+(a TLS flow on a random port, JobManager versus TaskManager RPC) are settled
+later by `flink.roles.refine_roles` over all flows' rows.
+
+Redaction happens here, before any face sees a value: unless `reveal` is set,
+finding values and snippet text are masked at the moment the row is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass, field
+
+from ..flink import knowledge, roles
+from ..leakage.redact import redact, redact_text
+from ..leakage.scan import find_secrets, readable_runs
+from ..protocols import blob, flinkbin, http, netty, pekko, tls, zookeeper
+
+log = logging.getLogger(__name__)
+
+MAX_SNIPPETS_PER_FLOW = 20_000
+MAX_FINDINGS_PER_FLOW = 2000
+MIN_SNIPPET = 8
+REQUEST_START = re.compile(
+    rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) |^USER |^EHLO |^HELO |^[A-Za-z0-9]+ (LOGIN|CAPABILITY|STARTTLS)")
+SERVER_GREETING = re.compile(rb"^(HTTP/1\.[01] |220[ -]|\+OK|\* OK|SSH-)")
+FLINK_VERSION = re.compile(rb'"flink-version"\s*:\s*"([0-9][0-9A-Za-z.\-]{0,20})"')
+
+# Content decoders tried in this order on plaintext flows; the first that
+# recognises the bytes names the channel.
+DETECTORS = (
+    ("netty", netty.detect),
+    ("pekko", pekko.detect),
+    ("blob", blob.detect),
+    ("flinkbin", flinkbin.detect),
+    ("zookeeper", zookeeper.detect),
+)
+
+
+@dataclass
+class Context:
+    """What every flow's examination shares."""
+
+    port_roles: dict
+    reveal: bool = False
+    min_snippet: int = MIN_SNIPPET
+    flink_versions: set = field(default_factory=set)
+
+
+def ip_text(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+def flow_id(proto: str, client: str, cport: int, server: str, sport: int, first_ts: int) -> str:
+    """Stable id: the same flow in the same capture always gets the same id."""
+    text = f"{proto}|{client}|{cport}|{server}|{sport}|{first_ts}".encode()
+    return "F" + hashlib.blake2s(text, digest_size=6).hexdigest()
+
+
+def _client_side(flow, port_roles) -> tuple[int, str]:
+    """Which endpoint of the key opened the flow, and why we think so."""
+    if flow.client is not None:
+        return flow.client, "SYN" if flow.syn_seen else "SYN-ACK"
+    heads = (flow.halves[0].head()[:4096], flow.halves[1].head()[:4096])
+    for side in (0, 1):
+        data = heads[side]
+        if data and (tls.tls_start(data, limit=1) == 0 or REQUEST_START.match(data)):
+            return side, "sends the request"
+    for side in (0, 1):
+        if heads[side] and SERVER_GREETING.match(heads[side]):
+            return 1 - side, "peer sends a server greeting"
+    ports = (flow.key[1], flow.key[3])
+    for side in (0, 1):
+        other = ports[1 - side]
+        if other in port_roles or other in knowledge.DEFAULT_PORTS:
+            return side, f"peer port {other} is a known listening port"
+    if ports[0] != ports[1]:
+        return (0 if ports[0] > ports[1] else 1), "higher port (no handshake seen)"
+    return 0, "first packet"
+
+
+def _tls_start_s2c(s2c: bytes, limit: int = 4096):
+    for pos in range(min(len(s2c), limit)):
+        if s2c[pos] == 0x16 and tls.looks_like_tls_records(s2c[pos:pos + 4096]):
+            return pos
+    return None
+
+
+def examine(flow, ctx: Context, out) -> None:
+    """Append this flow's rows to the lists of `out` (a `Rows`)."""
+    transport = "tcp" if flow.proto == 6 else "udp"
+    cside, orientation = _client_side(flow, ctx.port_roles) if transport == "tcp" else (
+        (0 if flow.key[1] > flow.key[3] else 1), "higher port")
+    chalf, shalf = flow.halves[cside], flow.halves[1 - cside]
+    cip, cport = flow.endpoint(cside)
+    sip, sport = flow.endpoint(1 - cside)
+    cip, sip = ip_text(cip), ip_text(sip)
+    fid = flow_id(transport, cip, cport, sip, sport, flow.first_ts)
+    c2s, s2c = chalf.head(), shalf.head()
+
+    row = {
+        "flow_id": fid, "first_ts": flow.first_ts, "last_ts": flow.last_ts,
+        "transport": transport, "client_ip": cip, "client_port": cport,
+        "server_ip": sip, "server_port": sport,
+        "role": "unknown", "role_evidence": "", "verdict": "no-payload",
+        "tls_version": None, "sni": None, "cipher": None,
+        "packets_c2s": chalf.frames, "packets_s2c": shalf.frames,
+        "bytes_c2s": chalf.unique_bytes, "bytes_s2c": shalf.unique_bytes,
+        "gap_bytes_c2s": chalf.gap_bytes, "gap_bytes_s2c": shalf.gap_bytes,
+        "retransmitted_bytes": chalf.dup_bytes + shalf.dup_bytes,
+        "handshake_seen": flow.syn_seen, "closed": flow.closed,
+        "client_decided_by": orientation, "vlan": ",".join(map(str, flow.vlan)) or None,
+        "capture_duplicates": chalf.capture_duplicates + shalf.capture_duplicates,
+        "readable_bytes": 0, "starttls_offset": None, "index": flow.index,
+    }
+    _reassembly_anomalies(fid, "c2s", chalf, out)
+    _reassembly_anomalies(fid, "s2c", shalf, out)
+
+    plain_c2s, plain_s2c = len(c2s), len(s2c)
+    facts = None
+    start = tls.tls_start(c2s) if c2s else None
+    if start is None and not c2s and s2c and tls.looks_like_tls_records(s2c[:4096]):
+        start = 0
+    if start is not None:
+        s2c_start = _tls_start_s2c(s2c) if start else 0
+        facts = tls.parse_tls(c2s, s2c, start_c2s=start, start_s2c=s2c_start or 0,
+                              complete_c2s=chalf.head_complete(),
+                              complete_s2c=shalf.head_complete())
+        row["verdict"] = "tls"
+        row["tls_version"] = facts.version
+        row["sni"] = facts.sni
+        row["cipher"] = facts.cipher
+        plain_c2s = start
+        plain_s2c = s2c_start if s2c_start is not None else 0
+        if start:
+            row["starttls_offset"] = start
+        out.tls.append(_tls_row(fid, facts))
+        for anomaly in facts.anomalies:
+            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
+                        anomaly.get("kind"), anomaly.get("detail"), source="tls")
+
+    content = None
+    if plain_c2s or plain_s2c:
+        content = _content(fid, c2s[:plain_c2s], s2c[:plain_s2c], ctx, out)
+    readable = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row)
+    if facts is None and (chalf.unique_bytes or shalf.unique_bytes):
+        recognised = content is not None
+        row["verdict"] = "plaintext" if recognised or readable else "opaque"
+    row["readable_bytes"] = readable
+
+    role, evidence = roles.decide_role(sport, content, row["verdict"] == "tls", ctx.port_roles)
+    row["role"] = role
+    row["role_evidence"] = "; ".join(evidence)
+    row["_content"] = content
+    out.flows.append(row)
+
+
+def _reassembly_anomalies(fid, direction, half, out) -> None:
+    for anomaly in half.anomalies:
+        out.anomaly(fid, direction, anomaly["offset"], anomaly["kind"], anomaly["detail"],
+                    ts=anomaly.get("ts"), length=anomaly.get("length"), source="tcp")
+    if half.out_of_order:
+        out.anomaly(fid, direction, None, "out-of-order",
+                    f"{half.out_of_order} segments arrived ahead of the stream and were "
+                    "put back in order", source="tcp")
+    if half.before_start:
+        out.anomaly(fid, direction, 0, "before-stream-start",
+                    f"{half.before_start} bytes precede the first byte seen", source="tcp")
+    if half.retain_cut:
+        out.anomaly(fid, direction, half.kept, "limit",
+                    f"retention limit reached after {half.kept} bytes: later bytes are "
+                    "counted but not scanned", source="limits")
+
+
+def _content(fid, c2s: bytes, s2c: bytes, ctx: Context, out):
+    """The content signature of a plaintext stream, with the decoded messages."""
+    messages = http.decode(c2s, s2c) if http.detect(c2s, s2c) else None
+    if messages:
+        role = http.flink_role(messages)
+        for message in messages:
+            out.http.append(_shown({"flow_id": fid, **message}, ctx.reveal))
+        _note_version(s2c, ctx)
+        return {"role": role or "http", "evidence": _http_evidence(messages, role),
+                "kind": "http"}
+    for name, detect in DETECTORS:
+        try:
+            found = detect(c2s, s2c)
+        except Exception:  # a decoder bug must not end the analysis
+            log.exception("%s detector failed on flow %s", name, fid)
+            out.anomaly(fid, None, None, "decoder-error", f"{name} detector failed",
+                        source=name)
+            continue
+        if found:
+            found = dict(found)
+            found["kind"] = name
+            _decode_more(name, fid, c2s, s2c, found, out, ctx.reveal)
+            return found
+    return None
+
+
+def _http_evidence(messages, role) -> str:
+    paths = [m.get("path") for m in messages if m.get("path")][:3]
+    text = "HTTP requests " + ", ".join(paths) if paths else "HTTP messages"
+    return text + (f" (Flink {role} paths)" if role else "")
+
+
+def _note_version(s2c: bytes, ctx: Context) -> None:
+    match = FLINK_VERSION.search(s2c[:1 << 20])
+    if match:
+        ctx.flink_versions.add(match.group(1).decode())
+
+
+def _shown(row: dict, reveal: bool) -> dict:
+    """The row as faces may see it: every captured string redacted unless `reveal`."""
+    if reveal:
+        return row
+    return {key: _redacted(value) for key, value in row.items()}
+
+
+def _redacted(value, depth: int = 0):
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, (bytes, bytearray)):
+        return redact_text(bytes(value[:4096]).decode("latin-1"))
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [_redacted(v, depth + 1) for v in value]
+    if depth < 4 and isinstance(value, dict):
+        return {k: _redacted(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _decode_more(name, fid, c2s, s2c, found, out, reveal) -> None:
+    """Keep what the channel's decoder reads, for the Flink-aware tables."""
+    if name == "netty":
+        decoded = netty.decode(c2s, s2c, version_hint=found.get("flink_version_hint"))
+        for record in decoded["records"][:20000]:
+            out.records.append(_shown({"flow_id": fid, **record,
+                                       "fields": list(record.get("fields") or ())}, reveal))
+        for anomaly in decoded["anomalies"]:
+            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
+                        anomaly.get("kind"), anomaly.get("detail"), source="netty")
+    elif name == "pekko":
+        for frame in pekko.decode(c2s, s2c, max_frames=20000):
+            out.rpc.append(_shown({"flow_id": fid, **frame}, reveal))
+    elif name == "blob":
+        for operation in blob.decode(c2s, s2c):
+            out.blobs.append(_shown({"flow_id": fid, **operation}, reveal))
+
+
+def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row) -> int:
+    """Snippets and secrets from the plaintext part of each direction."""
+    readable = 0
+    for direction, half, plain in (("c2s", flow.halves[cside], plain_c2s),
+                                   ("s2c", flow.halves[1 - cside], plain_s2c)):
+        snippets = 0
+        findings = 0
+        for start, data in half.chunks:
+            if start >= plain:
+                break
+            data = bytes(data[:plain - start])
+            secrets = find_secrets(data)
+            spans = []
+            for secret in secrets:
+                spans.append((secret.offset, secret.offset + len(secret.value.encode(
+                    "latin-1", "replace"))))
+                if findings < MAX_FINDINGS_PER_FLOW:
+                    out.secret(fid, direction, start + secret.offset,
+                               half.timestamp_at(start + secret.offset), secret, ctx.reveal)
+                    findings += 1
+            for offset, text in readable_runs(data, min_len=ctx.min_snippet):
+                readable += len(text)
+                if snippets >= MAX_SNIPPETS_PER_FLOW:
+                    continue
+                local = [(max(a - offset, 0), b - offset) for a, b in spans
+                         if a < offset + len(text) and b > offset]
+                shown = text if ctx.reveal else redact_text(text, local)
+                out.snippets.append({
+                    "flow_id": fid, "direction": direction, "offset": start + offset,
+                    "ts": half.timestamp_at(start + offset), "text": shown,
+                })
+                snippets += 1
+    return readable
+
+
+def _tls_row(fid, facts) -> dict:
+    row = {"flow_id": fid}
+    for name in ("client_hello_seen", "client_hello_format", "client_hello_record_version",
+                 "client_hello_legacy_version", "version", "cipher", "cipher_id", "sni",
+                 "alpn_selected", "key_exchange_group", "client_certificate_requested",
+                 "handshake_complete", "session_resumed"):
+        row[name] = getattr(facts, name, None)
+    row["versions_offered"] = list(facts.versions_offered or ())
+    row["ciphers_offered"] = list(facts.ciphers_offered or ())
+    row["alpn_offered"] = list(facts.alpn_offered) if facts.alpn_offered else None
+    row["groups_offered"] = list(facts.groups_offered or ())
+    row["server_certificates"] = list(facts.server_certificates or ())
+    row["client_certificates"] = list(facts.client_certificates or ())
+    row["alerts"] = list(facts.alerts or ())
+    row["application_data_bytes_c2s"] = (facts.application_data_bytes or {}).get("c2s", 0)
+    row["application_data_bytes_s2c"] = (facts.application_data_bytes or {}).get("s2c", 0)
+    leaf = row["server_certificates"][0] if row["server_certificates"] else {}
+    row["server_cert_subject"] = leaf.get("subject")
+    row["server_cert_issuer"] = leaf.get("issuer")
+    row["server_cert_self_signed"] = leaf.get("self_signed")
+    row["server_cert_expired"] = leaf.get("expired")
+    row["server_cert_key"] = (f"{leaf.get('key_type')} {leaf.get('key_bits')}"
+                              if leaf.get("key_type") else None)
+    row["client_cert_sent"] = bool(row["client_certificates"])
+    return row
+
+
+class Rows:
+    """The growing lists of rows, one per table."""
+
+    def __init__(self):
+        self.flows: list[dict] = []
+        self.snippets: list[dict] = []
+        self.findings: list[dict] = []
+        self.anomalies: list[dict] = []
+        self.tls: list[dict] = []
+        self.http: list[dict] = []
+        self.rpc: list[dict] = []
+        self.records: list[dict] = []
+        self.blobs: list[dict] = []
+        self._secret_rows: dict = {}
+
+    def anomaly(self, fid, direction, offset, kind, detail, *, ts=None, length=None,
+                source="") -> None:
+        self.anomalies.append({
+            "flow_id": fid, "direction": direction, "offset": offset, "ts": ts,
+            "kind": kind, "length": length, "source": source, "detail": detail,
+        })
+
+    def secret(self, fid, direction, offset, ts, secret, reveal: bool) -> None:
+        """One finding per value per flow and direction; repeats are counted."""
+        key = (fid, direction, secret.kind, secret.value)
+        row = self._secret_rows.get(key)
+        if row is not None:
+            row["count"] += 1
+            return
+        value = secret.value if reveal else redact(secret.value)
+        row = {
+            "flow_id": fid, "direction": direction, "offset": offset, "ts": ts,
+            "kind": secret.kind, "value": value, "username": secret.username,
+            "context": secret.context if reveal else redact_text(secret.context),
+            "count": 1,
+        }
+        self._secret_rows[key] = row
+        self.findings.append(row)
