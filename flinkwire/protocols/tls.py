@@ -209,35 +209,30 @@ def _record_header_ok(data: bytes, i: int) -> bool:
 def _tls_hello_at(data: bytes, i: int, msg_type: int, short_ok: bool) -> bool:
     """A handshake record header at ``i`` whose first message is of ``msg_type``.
 
-    With ``short_ok`` a stream that ends early passes on the bytes it has; otherwise the
-    record header, the handshake header and the hello's version byte must all be there.
+    With ``short_ok`` a stream that ends early passes on the (at least 3) bytes it has;
+    otherwise the record header, the handshake header and the hello's version byte must all
+    be there, as far as they fall inside this record.
     """
-    have = len(data) - i
-    expected = (HANDSHAKE, 3)
-    for k, want in enumerate(expected):
-        if k >= have:
-            return short_ok and have >= 3
-        if data[i + k] != want:
-            return False
-    if have < 3 or data[i + 2] > 4:
+    head = data[i:i + 10]
+    if len(head) < 3 or head[0] != HANDSHAKE or head[1] != 3 or head[2] > 4:
         return False
-    if have < 5:
+    if len(head) < 5:
         return short_ok
-    length = _u16(data, i + 3)
-    if length < 1 or length > MAX_RECORD_LENGTH:
+    length = (head[3] << 8) | head[4]
+    if not 1 <= length <= MAX_RECORD_LENGTH:
         return False
-    if have < 6:
+    if len(head) < 6:
         return short_ok
-    if data[i + 5] != msg_type:
+    if head[5] != msg_type:
         return False
     # A hello's 24-bit length is far below 2^24 and the hello begins with a 03 xx version;
-    # only the bytes inside this record can be checked (a hello may be fragmented).
+    # only bytes inside this record can be checked (a hello may be fragmented).
     for position, want in ((6, 0), (9, 3)):
         if length <= position - 5:
             return True
-        if have <= position:
+        if len(head) <= position:
             return short_ok
-        if data[i + position] != want:
+        if head[position] != want:
             return False
     return True
 
@@ -410,15 +405,14 @@ def _walk_sslv2(data: bytes, pos: int, direction: str, complete: bool, walk: _Wa
     """Count SSL 2.0 records (2- or 3-byte headers); their contents are encrypted."""
     size = len(data)
     while pos < size and walk.records < MAX_RECORDS_WALKED:
-        if data[pos] & 0x80:
-            header, length = 2, ((data[pos] & 0x7F) << 8) | (data[pos + 1] if pos + 1 < size else 0)
-        else:
-            header, length = 3, ((data[pos] & 0x3F) << 8) | (data[pos + 1] if pos + 1 < size else 0)
+        # A set high bit means a 2-byte header; otherwise 3 bytes, the third being padding.
+        header = 2 if data[pos] & 0x80 else 3
         if size - pos < header:
             if complete:
                 anomalies.append(_anomaly("truncated-record", direction, pos,
                                           "cut SSL 2.0 record header"))
             break
+        length = ((data[pos] & (0x7F if header == 2 else 0x3F)) << 8) | data[pos + 1]
         end = pos + header + length
         if end > size and complete:
             anomalies.append(_anomaly("truncated-record", direction, pos,
@@ -652,8 +646,7 @@ def _parse_server_key_exchange(body: bytes, cipher_name: str | None, facts: TlsF
             facts.key_exchange_group = {1: "explicit_prime", 2: "explicit_char2"}.get(
                 curve_type, f"curve type {curve_type}")
     elif "DH" in kx:
-        prime = reader.vector(2).lstrip(b"\x00")
-        facts.dh_prime_bits = len(prime) * 8 - (8 - prime[0].bit_length()) if prime else 0
+        facts.dh_prime_bits = int.from_bytes(reader.vector(2), "big").bit_length()
 
 
 def _describe_chain(chain: list[bytes]) -> list[dict]:

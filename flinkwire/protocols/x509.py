@@ -36,6 +36,11 @@ def _fingerprint(der: bytes, algorithm: str) -> str:
     return ":".join(f"{b:02x}" for b in hashlib.new(algorithm, der).digest())
 
 
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def _empty(der: bytes, error: str | None) -> dict:
     return {
         "subject": None, "issuer": None, "subject_cn": None, "issuer_cn": None,
@@ -122,7 +127,7 @@ def _describe(der: bytes, now: datetime | None) -> dict:
     try:
         cert = x509.load_der_x509_certificate(der)
     except Exception as exc:
-        return _empty(der, f"unparseable DER: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        return _empty(der, f"unparseable DER: {_one_line(exc)}")
 
     facts = _empty(der, None)
     problems: list[str] = []
@@ -131,7 +136,7 @@ def _describe(der: bytes, now: datetime | None) -> dict:
         try:
             return read()
         except Exception as exc:
-            problems.append(f"{field}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            problems.append(f"{field}: {_one_line(exc)}")
             return None
 
     facts["subject"] = guarded("subject", lambda: _name_string(cert.subject))

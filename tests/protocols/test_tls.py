@@ -65,7 +65,7 @@ def test_case_handshake_facts(name):
             continue
         if key in ("server_certificates", "client_certificates"):
             assert len(got[key]) == len(want), key
-            for cert, cert_want in zip(got[key], want):
+            for cert, cert_want in zip(got[key], want, strict=True):
                 for field, value in cert_want.items():
                     assert cert[field] == value, (key, field)
                 assert cert["error"] is None

@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 from flinkwire.protocols.x509 import describe_certificate
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+SHA256 = hashes.SHA256()
 
 
 def _name(cn: str, org: str = "Example Org") -> x509.Name:
@@ -24,7 +25,7 @@ def _name(cn: str, org: str = "Example Org") -> x509.Name:
 
 
 def _der(subject_key, cn, issuer_key=None, issuer_cn=None, start=NOW - timedelta(days=1),
-         end=NOW + timedelta(days=90), san=None, serial=0x1234ABCD, algorithm=hashes.SHA256()):
+         end=NOW + timedelta(days=90), san=None, serial=0x1234ABCD, algorithm=SHA256):
     builder = (x509.CertificateBuilder()
                .subject_name(_name(cn)).issuer_name(_name(issuer_cn or cn))
                .public_key(subject_key.public_key()).serial_number(serial)
