@@ -253,7 +253,46 @@ def refine_roles(flows: list[dict]) -> list[dict]:
             flow["role"] = role
             flow["evidence"].insert(0, f"cross-flow: same server endpoint {endpoint[0]}:"
                                        f"{endpoint[1]} as flow {source} ({role})")
+
+    # -- 3. TLS flows without a role, placed by who talks to whom ---------------------------
+    jm_ips, tm_ips = _component_ips(out)
+    for flow in out:
+        if flow.get("role") != "unknown" or flow.get("verdict") != "tls":
+            continue
+        client, server = flow.get("client_ip"), flow.get("server_ip")
+        if client in tm_ips and server in tm_ips and not {client, server} & jm_ips:
+            # Queryable state can also run TM to TM, but it has no TLS: a TLS flow between two
+            # TaskManagers can only be the data plane.
+            flow["role"] = "data"
+            flow["evidence"] = [f"cross-flow: TLS between TaskManagers {client} and {server}; "
+                                "the data plane is Flink's only TLS-capable "
+                                "TaskManager-to-TaskManager channel"]
+        elif client in jm_ips and server in tm_ips and server not in jm_ips:
+            flow["evidence"].append(f"JobManager {client} to TaskManager {server}: metric "
+                                    "query service or TaskManager RPC (not told apart under "
+                                    "TLS)")
     return out
+
+
+def _component_ips(flows: list[dict]) -> tuple[set, set]:
+    """IPs that run a JobManager / a TaskManager, judged from flows with a role."""
+    jm_ips: set = set()
+    tm_ips: set = set()
+    for flow in flows:
+        role = flow.get("role")
+        if evidence_strength(flow.get("evidence") or []) < 1:
+            continue
+        if role in ("jobmanager-rpc", "blob"):
+            jm_ips.add(flow.get("server_ip"))
+        if role == "jobmanager-rpc":
+            tm_ips.add(flow.get("client_ip"))  # only TaskManagers connect to JobManager RPC
+        elif role in ("taskmanager-rpc", "queryable-state", "collect-sink"):
+            tm_ips.add(flow.get("server_ip"))
+        elif role == "data":
+            tm_ips.update((flow.get("server_ip"), flow.get("client_ip")))
+    tm_ips.discard(None)
+    jm_ips.discard(None)
+    return jm_ips, tm_ips
 
 
 # Which component the server / the client of a role's flow is.
