@@ -740,6 +740,9 @@ def _parse(c2s: bytes, s2c: bytes, start_c2s: int, start_s2c: int, max_message: 
         _parse_sslv2_server_hello(s2c, start_s2c, facts)
         server.records = 1
         pos_s2c = start_s2c + 2 + server_v2_length
+        if pos_s2c > len(s2c) and complete_s2c:
+            anomalies.append(_anomaly("truncated-record", "s2c", start_s2c,
+                                      "SSL 2.0 ServerHello cut"))
 
     pos_c2s = start_c2s
     client_v2_length = _sslv2_client_hello_length(c2s, start_c2s)

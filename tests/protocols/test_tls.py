@@ -394,6 +394,79 @@ def test_tls13(tmp_path):
     assert facts.application_data_bytes["s2c"] > 500  # the encrypted certificate flight
 
 
+def test_tls13_psk_resumption(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    server, client = _contexts(pki, version=ssl.TLSVersion.TLSv1_3)
+    _, _, first = _handshake(server, client)
+    assert first.session is not None  # the NewSessionTicket was read with the response
+    c2s, s2c, second = _handshake(server, client, session=first.session)
+    assert second.session_reused
+    facts = parse_tls(c2s, s2c)
+    assert facts.version == "TLS 1.3" and facts.session_resumed is True
+    assert 41 in facts.client_extensions  # pre_shared_key
+    assert facts.anomalies == []
+
+
+def test_one_direction_only(tmp_path):
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    server_only = parse_tls(b"", s2c)
+    assert not server_only.client_hello_seen and server_only.version == "TLS 1.2"
+    assert len(server_only.server_certificates) == 2 and not server_only.handshake_complete
+    assert server_only.anomalies == []
+    client_only = parse_tls(c2s, b"")
+    assert client_only.sni == "jobmanager.flink.test" and client_only.version is None
+    assert client_only.client_certificate_requested is None
+    assert client_only.session_resumed is None
+
+
+def test_postgres_style_one_byte_server_answer(tmp_path):
+    # PostgreSQL: SSLRequest (8 bytes) from the client, 'S' from the server, then TLS.
+    pki = _pki(tmp_path, "ec")
+    c2s, s2c, _ = _handshake(*_contexts(pki))
+    request = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+    assert tls_start(request + c2s) == 8
+    facts = parse_tls(request + c2s, b"S" + s2c, start_c2s=8)
+    assert facts.starts == {"c2s": 8, "s2c": 1}
+    assert facts.version == "TLS 1.2" and facts.anomalies == []
+
+
+def _sslv2_record(body: bytes) -> bytes:
+    return bytes([0x80 | (len(body) >> 8), len(body) & 0xFF]) + body
+
+
+def test_genuine_sslv2_session(tmp_path):
+    """SSL 2.0 end to end, built from the SSL 2.0 draft's message layouts."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = _certificate("legacy.flink.test", key).public_bytes(serialization.Encoding.DER)
+    specs = bytes.fromhex("0700c0" "010080")
+    challenge = bytes(range(16))
+    client_hello = (b"\x01\x00\x02" + len(specs).to_bytes(2, "big") + b"\x00\x00"
+                    + len(challenge).to_bytes(2, "big") + specs + challenge)
+    connection_id = bytes(range(16, 32))
+    server_hello = (b"\x04\x00\x01\x00\x02" + len(der).to_bytes(2, "big")
+                    + len(specs).to_bytes(2, "big") + len(connection_id).to_bytes(2, "big")
+                    + der + specs + connection_id)
+    master_key = b"\x02" + bytes.fromhex("0700c0") + b"\x00\x00\x01\x00\x00\x08" + bytes(264)
+    c2s = _sslv2_record(client_hello) + _sslv2_record(master_key) + _sslv2_record(bytes(40))
+    s2c = _sslv2_record(server_hello) + _sslv2_record(bytes(40)) + _sslv2_record(bytes(40))
+    assert tls_start(c2s) == 0 and tls_server_start(s2c) == 0
+    assert looks_like_tls_records(c2s) and looks_like_tls_records(s2c)
+    facts = parse_tls(c2s, s2c)
+    assert facts.anomalies == []
+    assert facts.client_hello_format == "sslv2-compatible"
+    assert facts.client_hello_legacy_version == "SSL 2.0" == facts.version
+    assert facts.offered_cipher_specs == ["0x0700c0", "0x010080"]
+    assert facts.cipher == "SSL_CK_DES_192_EDE3_CBC_WITH_MD5" and facts.cipher_id == "0x0700c0"
+    assert [c["subject_cn"] for c in facts.server_certificates] == ["legacy.flink.test"]
+    assert facts.records == {"c2s": 3, "s2c": 3}
+    assert facts.handshake_complete and facts.session_resumed is False
+    # Cut inside the certificate: no certificate, no exception, the cut is reported.
+    cut = parse_tls(c2s, s2c[:200])
+    assert cut.version == "SSL 2.0" and cut.server_certificates == []
+    assert [a["kind"] for a in cut.anomalies] == ["truncated-record"]
+
+
 def tls_names_id(name: str) -> int:
     return next(code for code, known in tls_names.CIPHER_SUITES.items() if known == name)
 
