@@ -1,0 +1,128 @@
+"""Flink config files: 2.x config.yaml (nested and flat), 1.x flink-conf.yaml, port roles."""
+
+import pytest
+
+from flinkwire.errors import ConfigError
+from flinkwire.flink.config import load_config, parse_ports
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_nested_and_flat_yaml(tmp_path):
+    config = load_config(write(tmp_path, "config.yaml", """
+rest:
+  port: 8081
+  bind-port: 18081
+jobmanager.rpc.port: 6123
+blob:
+  server:
+    port: 6124
+taskmanager:
+  data.port: "50100-50102"
+  rpc:
+    port: 6122,6132
+metrics.internal.query-service.port: 0
+metrics:
+  reporter:
+    prom:
+      factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
+      port: 9250
+    jmx:
+      factory.class: org.apache.flink.metrics.jmx.JMXReporterFactory
+      port: 8789
+s3.secret-key: fake-secret
+security.ssl.internal.enabled: true
+security.ssl.internal.keystore-password: fake-pw
+"""))
+    assert config.get("rest.port") == 8081
+    roles = config.port_roles()
+    assert roles[8081] == ("rest", "config rest.port=8081")
+    assert roles[18081] == ("rest", "config rest.bind-port=18081")
+    assert roles[6123][0] == "jobmanager-rpc" and roles[6124][0] == "blob"
+    assert [roles[p][0] for p in (50100, 50101, 50102)] == ["data"] * 3
+    assert 50103 not in roles
+    assert roles[6122][0] == roles[6132][0] == "taskmanager-rpc"
+    assert roles[9250] == ("metrics-reporter", "config metrics.reporter.prom.port=9250")
+    assert roles[8789][0] == "jmx"
+    assert 0 not in roles
+    assert config.secrets() == [("s3.secret-key", "fake-secret"),
+                                ("security.ssl.internal.keystore-password", "fake-pw")]
+    tls = config.tls_settings()
+    assert tls["security.ssl.internal.enabled"] is True
+    assert tls["security.ssl.internal.keystore-password"] == "******"
+    assert tls["internal_enabled"] is True and tls["rest_enabled"] is False
+
+
+def test_legacy_flink_conf_is_read_like_flink_1x(tmp_path):
+    # Not valid YAML (a tab, a colon in a value, a stray "- ") but Flink 1.x reads it fine.
+    config = load_config(write(tmp_path, "flink-conf.yaml", (
+        "jobmanager.rpc.port: 7123   # our port\n"
+        "env.java.opts: -Dx=a: b\n"
+        "\tqueryable-state.proxy.ports: 9069-9070\n"
+        "- nonsense\n"
+        "security.ssl.enabled: true\n"
+        "akka.ssl.enabled: false\n")))
+    assert config.format == "legacy" and config.major_version == "1"
+    assert config.get("env.java.opts") == "-Dx=a: b"
+    assert config.port_roles()[7123] == ("jobmanager-rpc", "config jobmanager.rpc.port=7123")
+    assert config.port_roles()[9070][0] == "queryable-state"
+    # Deprecated names are read as fallbacks, the way Flink does.
+    assert config.get("pekko.ssl.enabled") == "false"
+    assert config.tls_settings()["internal_enabled"] is True
+
+
+def test_ha_port_replaces_the_rpc_port(tmp_path):
+    config = load_config(write(tmp_path, "config.yaml", (
+        "high-availability.type: zookeeper\n"
+        "high-availability.zookeeper.quorum: zk1:2181,zk2:2182\n"
+        "high-availability.jobmanager.port: 50010-50011\n"
+        "jobmanager.rpc.port: 6123\n")))
+    roles = config.port_roles()
+    assert 6123 not in roles
+    assert roles[50010][0] == "jobmanager-rpc"
+    assert roles[2181][0] == roles[2182][0] == "zookeeper"
+
+
+def test_lab_config_of_the_real_capture():
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "captures" / "s1-plaintext.config.yaml"
+    if not path.exists():
+        pytest.skip("lab capture config absent")
+    roles = load_config(path).port_roles()
+    assert {port: role for port, (role, _) in roles.items()} == {
+        6123: "jobmanager-rpc", 6124: "blob", 8081: "rest", 6122: "taskmanager-rpc",
+        6121: "data", 6125: "metrics-rpc"}
+
+
+@pytest.mark.parametrize("value,ports", [
+    (8081, [8081]), ("8081", [8081]), ("6123,6124", [6123, 6124]), (" 1-3 , 9", [1, 2, 3, 9]),
+    ([6123, "6124"], [6123, 6124]), (0, []), ("0", []), ("abc", []), (True, []),
+    (70000, []), (None, [])])
+def test_parse_ports(value, ports):
+    assert parse_ports(value) == ports
+
+
+def test_unreadable_files_raise_config_error(tmp_path):
+    with pytest.raises(ConfigError) as missing:
+        load_config(tmp_path / "nope.yaml")
+    assert "not found" in str(missing.value) and missing.value.path.endswith("nope.yaml")
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)
+    binary = tmp_path / "config.yaml"
+    binary.write_bytes(b"\x00\x01\x02")
+    with pytest.raises(ConfigError, match="binary"):
+        load_config(binary)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"a: \xe9\n")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(latin)
+
+
+def test_empty_and_non_mapping_yaml(tmp_path):
+    assert load_config(write(tmp_path, "config.yaml", "")).values == {}
+    config = load_config(write(tmp_path, "other.yaml", "rest.port: [unclosed\n"))
+    assert config.format == "lines" and config.get("rest.port") == "[unclosed"
