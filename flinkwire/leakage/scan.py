@@ -1,0 +1,849 @@
+"""What an eavesdropper reads in a plaintext stream: readable runs and secrets.
+
+Theory of operation. The input is the reassembled head of one direction of a
+plaintext flow, as bytes. It is decoded as Latin-1, which maps every byte to
+exactly one character, so a character index is a byte offset and every offset
+reported here is exact in the caller's `data`. Each scanner looks for one way a
+secret travels (a config key and its value, an FTP PASS line, an HTTP
+Authorization header, a token with a known prefix, a card number, ...) and
+yields `Secret` facts; `find_secrets` merges them, drops duplicates of the same
+wire span and returns them in offset order, so the result is deterministic.
+
+Captured bytes are hostile, so every pattern here is linear in the input:
+repetitions are bounded and possessive (no backtracking), and each pattern that
+scans a run of characters starts with a look-behind that forbids starting
+inside such a run, so no run is rescanned from every one of its positions. The
+config-key scanner walks by hand and never revisits an identifier. Nothing here
+raises on any input; a scanner that fails on an input it was not written for is
+logged and skipped.
+
+Limits: a secret is found only in forms listed in `find_secrets`; values longer
+than the bounds below (512 characters for most values) are cut; a card number is
+found only when it stands alone as its own number, so cards written inside a
+longer digit sequence are missed on purpose.
+"""
+
+import base64
+import binascii
+import functools
+import itertools
+import logging
+import re
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from flinkwire.leakage.luhn import luhn_valid
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Secret", "find_secrets", "readable_runs", "DEFAULT_SENSITIVE_KEYS"]
+
+# The substrings Flink's GlobalConfiguration.isSensitive looks for in a lower-cased
+# key (the union over 1.15 - 2.3): Flink masks those keys in REST output only, so
+# the same keys on a plaintext wire carry the real value.
+DEFAULT_SENSITIVE_KEYS = (
+    "password", "secret", "token", "apikey", "api-key", "api_key", "auth-params",
+    "service-key", "basic-auth", "jaas.config", "http-headers", "fs.azure.account.key",
+)
+
+RUN_SPLIT = 512
+MAX_VALUE = 512
+
+# ---------------------------------------------------------------------------
+# readable runs
+
+_RUN = re.compile(rb"[\t\n\r\x20-\x7e]+")
+_SPLIT_AT = re.compile(r"[\s,;&]")
+
+
+def readable_runs(data: bytes, min_len: int = 8, max_runs: int = 10_000) -> list[tuple[int, str]]:
+    """Runs of printable ASCII (plus tab, CR, LF) of at least `min_len` characters.
+
+    Returns (offset in `data`, text) pairs in offset order, at most `max_runs` of
+    them. A run longer than 512 characters is split into pieces of about that
+    size (384 to 640 characters), at a whitespace or separator near the end of
+    each piece where there is one. Flink writes ASCII strings nearly byte for byte (writeUTF, StringValue,
+    JSON), so these runs are what a reader of a binary Flink channel sees.
+    Returns an empty list for input that is not bytes-like.
+    """
+    buffer = _as_bytes(data)
+    min_len = max(1, int(min_len))
+    runs: list[tuple[int, str]] = []
+    if max_runs <= 0:
+        return runs
+    for match in _RUN.finditer(buffer):
+        start, end = match.span()
+        if end - start < min_len:
+            continue
+        text = match.group().decode("ascii")
+        for piece_start, piece in _split_run(text):
+            runs.append((start + piece_start, piece))
+            if len(runs) >= max_runs:
+                return runs
+    return runs
+
+
+def _split_run(text: str) -> Iterator[tuple[int, str]]:
+    # A cut at a separator in the last quarter of a piece keeps words and
+    # key=value pairs whole in the common case, which keeps snippets legible; a
+    # run is cut only when more than a quarter piece would remain, so no piece
+    # is a stub.
+    position = 0
+    while len(text) - position > RUN_SPLIT + RUN_SPLIT // 4:
+        cut = position + RUN_SPLIT
+        window_start = cut - RUN_SPLIT // 4
+        last = None
+        for last in _SPLIT_AT.finditer(text, window_start, cut):
+            pass
+        if last is not None:
+            cut = last.end()
+        yield position, text[position:cut]
+        position = cut
+    if position < len(text):
+        yield position, text[position:]
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    log.debug("leakage scan given %s, not bytes; nothing to scan", type(data).__name__)
+    return b""
+
+
+# ---------------------------------------------------------------------------
+# secrets
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One secret readable on the wire.
+
+    `value` is the secret itself (decoded where the wire form is encoded, e.g.
+    the password inside `Authorization: Basic`); `offset` and `end` delimit its
+    wire form in the scanned data, which is what a redactor must mask.
+    """
+
+    kind: str
+    value: str
+    offset: int
+    context: str
+    username: str | None = None
+    end: int = -1
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """[start, end) of the wire form in the scanned data."""
+        end = self.end if self.end >= self.offset else self.offset + len(self.value)
+        return self.offset, end
+
+
+def find_secrets(
+    data: bytes,
+    *,
+    sensitive_keys: tuple[str, ...] = DEFAULT_SENSITIVE_KEYS,
+    max_findings: int = 10_000,
+) -> list[Secret]:
+    """Secrets readable in `data`, in offset order, at most `max_findings`.
+
+    Found: `key=value`, `key: value`, JSON `"key": "value"` and Flink's REST
+    `{"key": ..., "value": ...}` for any key whose lower-cased name contains one of
+    `sensitive_keys` (or is a password synonym such as passwd/pwd/pass), also when
+    key and value are Java-serialized or writeUTF/StringValue strings; FTP/POP3
+    USER+PASS, IMAP LOGIN, AUTH PLAIN / AUTH LOGIN; HTTP Authorization (Basic is
+    decoded to user and password, split at the first colon), Cookie and
+    Set-Cookie values; tokens with well-known prefixes, AWS access key ids, JWTs,
+    PEM private keys, e-mail addresses and Luhn-valid card numbers that stand
+    alone. Flink's mask `******` and other placeholders are not secrets.
+
+    Refuses nothing: input that is not bytes-like gives an empty list.
+    """
+    buffer = _as_bytes(data)
+    if not buffer or max_findings <= 0:
+        return []
+    text = buffer.decode("latin-1")
+    # Latin-1 lower-casing keeps every index (no character of U+0000-U+00FF
+    # lower-cases to more than one), so offsets found in it are offsets in `text`.
+    lowered = text.lower()
+    keys = _normalise_keys(sensitive_keys)
+
+    found: dict[tuple[int, int, str], tuple[int, Secret]] = {}
+    for priority, scanner in enumerate(_SCANNERS):
+        try:
+            count = 0
+            for secret in scanner(text, lowered, keys):
+                span = secret.span
+                slot = (span[0], span[1], secret.value)
+                # The same wire span found twice keeps the finding of the scanner
+                # listed first: carriers (key=, FTP PASS, ...) say more than shapes.
+                if slot not in found:
+                    found[slot] = (priority, secret)
+                    count += 1
+                if count >= max_findings:
+                    break
+        except Exception:  # a scanner bug must not cost the other findings
+            log.exception("secret scanner %s failed; its findings are skipped",
+                          scanner.__name__)
+
+    ordered = sorted((secret for _, secret in found.values()),
+                     key=lambda s: (s.offset, s.span[1], s.kind, s.value))
+    return ordered[:max_findings]
+
+
+def _normalise_keys(sensitive_keys: object) -> tuple[str, ...]:
+    if isinstance(sensitive_keys, str):
+        sensitive_keys = (sensitive_keys,)
+    try:
+        keys = tuple(sorted({str(k).lower() for k in sensitive_keys if str(k)}))
+    except TypeError:
+        keys = DEFAULT_SENSITIVE_KEYS
+    return keys
+
+
+# --- shape of a value --------------------------------------------------------
+
+_TOKEN_PREFIX = re.compile(
+    r"(?:tok|key_(?:test|live)|sk_(?:test|live)|rk_(?:test|live)|gh[pousr]|github_pat"
+    r"|glpat|xox[abprs]|npm|hf)[_-][A-Za-z0-9_\-]{6,}"
+)
+_TOKEN_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9_\-])"
+    r"(?:tok_|key_(?:test|live)_|sk_(?:test|live)_|rk_(?:test|live)_|gh[pousr]_|github_pat_"
+    r"|glpat-|xox[abprs]-|npm_|hf_)"
+    r"[A-Za-z0-9_\-]{6,256}+(?![A-Za-z0-9_\-])"
+)
+_AWS_KEY = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])")
+_JWT = re.compile(
+    r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,4096}+\.eyJ[A-Za-z0-9_\-]{2,16384}+"
+    r"\.[A-Za-z0-9_\-]{0,4096}+(?![A-Za-z0-9_\-])"
+)
+
+
+def _shape_kind(value: str, default: str) -> str:
+    """The kind a value's own shape tells, else `default`."""
+    if _JWT.fullmatch(value):
+        return "jwt"
+    if _AWS_KEY.fullmatch(value):
+        return "aws-access-key"
+    if _TOKEN_PREFIX.fullmatch(value):
+        return "token"
+    return default
+
+
+# Values that say "no secret here": Flink's mask, empty settings, references to
+# an environment variable or another setting.
+_PLACEHOLDERS = {"", "null", "none", "nil", "true", "false", "undefined", "<hidden>",
+                 "<redacted>", "[redacted]", "redacted", "hidden"}
+
+
+def _is_placeholder(value: str) -> bool:
+    stripped = value.strip()
+    if stripped.lower() in _PLACEHOLDERS:
+        return True
+    if set(stripped) <= {"*", "x", "X", "•"} and len(stripped) >= 3:
+        return True
+    return stripped.startswith("${") or stripped.startswith("{{")
+
+
+# --- config keys and their values ---------------------------------------------
+
+_IDENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_IDENT_RUN = re.compile(r"[A-Za-z0-9_.\-]*")
+_MAX_KEY = 128
+_PASSWORD_WORDS = ("password", "passwd", "passphrase")
+_PASSWORD_PARTS = {"pass", "pwd", "pw", "passwd", "password"}
+# Keys that name a setting about a secret rather than the secret itself.
+_NOT_SECRET_PARTS = {
+    "enabled", "enable", "type", "types", "provider", "providers", "timeout", "ttl",
+    "expiry", "expires", "expiration", "length", "size", "count", "file", "path",
+    "location", "algorithm", "renewal", "renewer", "policy", "mode", "format",
+    "name", "names", "prefix", "required", "kind", "interval", "hint", "uri", "url",
+}
+_SPACES = " \t"
+
+
+# Per-call budgets for the two scanners that do Python work per candidate; only
+# input made of nothing but keywords or digit groups reaches them (a megabyte of
+# `password=`), and stopping there is logged.
+_MAX_KEY_HITS = 100_000
+_MAX_CARD_TOKENS = 100_000
+
+
+@functools.lru_cache(maxsize=32)
+def _key_hit_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    # Matched against a lower-cased copy: an IGNORECASE alternation is ~50x slower.
+    words = sorted(set(keys) | {"pass", "pwd"}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(w) for w in words))
+
+
+_KEY_PARTS = re.compile(r"[._\-]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_qualifies(key: str, keys: tuple[str, ...]) -> bool:
+    lowered = key.lower()
+    parts = [p for p in _KEY_PARTS.split(lowered) if p]
+    if not parts or parts[-1] in _NOT_SECRET_PARTS:
+        return False
+    if any(k in lowered for k in keys):
+        return True
+    return any(p in _PASSWORD_PARTS for p in parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_kind(key: str) -> str:
+    lowered = key.lower()
+    parts = set(_KEY_PARTS.split(lowered))
+    if any(w in lowered for w in _PASSWORD_WORDS) or parts & _PASSWORD_PARTS:
+        return "password"
+    if "." in lowered:
+        return "config-secret"
+    if any(w in lowered for w in ("apikey", "api-key", "api_key")):
+        return "api-key"
+    if "token" in lowered:
+        return "token"
+    return "config-secret"
+
+
+class _Value(NamedTuple):
+    start: int
+    end: int
+    text: str
+    form: str       # "=", ":", "json", "rest" or "binary": how the key set it
+    quoted: bool
+    key_end: int
+
+
+def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    hits = _key_hit_pattern(keys)
+    length = len(text)
+    position = 0
+    budget = _MAX_KEY_HITS
+    # Hits inside an unquoted value already reported are over-capture of that
+    # value (`pwd=pwd=pwd=...`), not keys of their own; skipping them keeps the
+    # scan linear on such input.
+    skip_until = 0
+    while position < length:
+        hit = hits.search(lowered, position)
+        if hit is None:
+            return
+        budget -= 1
+        if budget < 0:
+            log.warning("config-key scan stopped after %d keyword hits", _MAX_KEY_HITS)
+            return
+        start = hit.start()
+        while start > 0 and text[start - 1] in _IDENT_CHARS and hit.start() - start < _MAX_KEY:
+            start -= 1
+        end = _IDENT_RUN.match(text, hit.end()).end()
+        position = max(end, hit.end())
+        if hit.start() < skip_until:
+            continue
+        if (start > 0 and text[start - 1] in _IDENT_CHARS) or end - start > _MAX_KEY:
+            # An identifier too long to be a key; `position` already skips all of it.
+            continue
+
+        key_start, key = _clean_key(text, start, end)
+        if not key or not _key_qualifies(key, keys):
+            continue
+        value = _value_after_key(text, start, end)
+        if value is None:
+            continue
+        if not value.quoted:
+            skip_until = value.end
+        if _is_placeholder(value.text):
+            continue
+        if value.key_end != end:
+            key_start, key = _clean_key(text, start, value.key_end)
+        yield Secret(
+            kind=_shape_kind(value.text, _key_kind(key)),
+            value=value.text,
+            offset=value.start,
+            context=_key_context(key, value.form),
+            end=value.end,
+        )
+
+
+def _clean_key(text: str, start: int, end: int) -> tuple[int, str]:
+    """Start and text of the key proper: without CLI dashes and the -D of a JVM property."""
+    key_start = start
+    while key_start < end and text[key_start] == "-":
+        key_start += 1
+    if key_start > start and text[key_start:key_start + 1] == "D" and "." in text[key_start:end]:
+        key_start += 1
+    while end > key_start and text[end - 1] in ".-":
+        end -= 1
+    return key_start, text[key_start:end]
+
+
+def _key_context(key: str, form: str) -> str:
+    if form in ("binary", "rest") or "." in key:
+        return f"key {key}"
+    if form == "json":
+        return f'"{key}":'
+    return f"{key}{form}"
+
+
+_REST_VALUE = re.compile(r',[ \t]{0,3}"value"[ \t]{0,3}:[ \t]{0,3}"')
+_STOP = {
+    "=": frozenset(" \t\r\n&;,\"'<>|\x00"),
+    "json": frozenset(" \t\r\n,}]\"\x00"),
+}
+
+
+def _value_after_key(text: str, start: int, end: int) -> _Value | None:
+    """The value that the key at [start, end) sets, in whichever notation follows it."""
+    length = len(text)
+    quote = text[start - 1] if start > 0 and text[start - 1] in "\"'" else ""
+    position = end
+    if quote and position < length and text[position] == quote:
+        position += 1
+    position = _skip(text, position, _SPACES, 3)
+    if position >= length:
+        return None
+    separator = text[position]
+
+    if quote == '"' and separator == ",":
+        # Flink's REST config listing: {"key":"<name>","value":"<value>"}
+        rest = _REST_VALUE.match(text, position)
+        if rest is None:
+            return None
+        quoted = _quoted(text, rest.end() - 1)
+        if quoted is None:
+            return None
+        return _Value(*quoted, "rest", True, end)
+
+    if separator not in "=:":
+        return _binary_value(text, start, end)
+
+    position += 1
+    if separator == ":" and position < length and text[position] == "=":
+        position += 1
+    position = _skip(text, position, _SPACES, 3)
+    if position >= length:
+        return None
+    form = "json" if quote == '"' and separator == ":" else separator
+    if text[position] in "\"'":
+        quoted = _quoted(text, position)
+        if quoted is None:
+            return None
+        return _Value(*quoted, form, True, end)
+    if text[position] in "[{":  # a JSON/YAML structure, not a value
+        return None
+
+    limit = min(length, position + MAX_VALUE)
+    value_end = position
+    if form in _STOP:
+        stop = _STOP[form]
+        while value_end < limit and text[value_end] not in stop:
+            value_end += 1
+        wire = text[position:value_end]
+        value = _url_decoded(wire) if form == "=" else wire
+    else:
+        # `key: value` runs to the end of the line (YAML, properties, headers)
+        while value_end < limit and text[value_end] not in "\r\n\x00":
+            value_end += 1
+        wire = text[position:value_end]
+        if " #" in wire:  # a YAML comment after the value
+            wire = wire[:wire.index(" #")]
+        wire = wire.rstrip(" \t")
+        value_end = position + len(wire)
+        value = wire
+    if not value:
+        return None
+    return _Value(position, value_end, value, form, False, end)
+
+
+def _binary_value(text: str, start: int, end: int) -> _Value | None:
+    """The value string that follows a length-prefixed key string, if there is one.
+
+    Java serialization writes a String as `74 <u16 length> bytes` (TC_STRING),
+    DataOutput.writeUTF as `<u16 length> bytes`, Flink's StringValue as a varint
+    of length + 1, and Flink's Configuration.write puts a type byte (0 = String)
+    between a key and its StringValue value. A key counts only when its own
+    length prefix matches it exactly, which keeps prose ("password\nis wrong")
+    out and tells where the key ends: the `t` of the value's TC_STRING is a
+    letter, so it reads as part of the key.
+    """
+    for key_length, notation in _declared_lengths(text, start):
+        key_end = start + key_length
+        if key_end > end or text[key_end:end] not in ("", "t"):
+            continue
+        span = _prefixed_string(text, key_end, notation)
+        if span is not None:
+            return _Value(span[0], span[1], text[span[0]:span[1]], "binary", True, key_end)
+    return None
+
+
+def _declared_lengths(text: str, start: int) -> list[tuple[int, str]]:
+    """(length, notation) pairs the bytes before `start` could be a prefix of."""
+    lengths = []
+    if start >= 2:
+        lengths.append(((ord(text[start - 2]) << 8) | ord(text[start - 1]), "u16"))
+    if start >= 1 and 2 <= ord(text[start - 1]) < 0x80:
+        lengths.append((ord(text[start - 1]) - 1, "varint"))  # StringValue: length + 1
+    return [(n, notation) for n, notation in lengths if 1 <= n <= _MAX_KEY]
+
+
+def _prefixed_string(text: str, position: int, notation: str) -> tuple[int, int] | None:
+    """[start, end) of the printable string at `position`, prefixed the way the key was.
+
+    A writer uses one notation for a key and its value, and asking for the key's
+    notation settles bytes that read both ways (`00 09` is a u16 length of 9 and
+    also a type byte plus a StringValue length of 8).
+    """
+    length = len(text)
+    candidates = []
+    if notation == "u16":
+        if position + 3 <= length and text[position] == "t":
+            candidates.append((position + 3,
+                               (ord(text[position + 1]) << 8) | ord(text[position + 2])))
+        if position + 2 <= length:
+            candidates.append((position + 2, (ord(text[position]) << 8) | ord(text[position + 1])))
+    else:
+        if position + 2 <= length and text[position] == "\x00" and 2 <= ord(text[position + 1]) < 0x80:
+            candidates.append((position + 2, ord(text[position + 1]) - 1))
+        if position + 1 <= length and 2 <= ord(text[position]) < 0x80:
+            candidates.append((position + 1, ord(text[position]) - 1))
+    for value_start, value_length in candidates:
+        value_end = value_start + value_length
+        if 1 <= value_length <= MAX_VALUE and value_end <= length:
+            if _is_printable(text[value_start:value_end]):
+                return value_start, value_end
+    return None
+
+
+def _is_printable(value: str) -> bool:
+    return all(" " <= c <= "~" or c >= "\xa0" for c in value)
+
+
+def _quoted(text: str, position: int) -> tuple[int, int, str] | None:
+    """(start, end, unescaped value) of the quoted string whose quote is at `position`."""
+    quote = text[position]
+    start = position + 1
+    cursor = start
+    limit = min(len(text), start + MAX_VALUE)
+    while cursor < limit:
+        char = text[cursor]
+        if char == "\\":
+            cursor += 2
+            continue
+        if char == quote or char in "\r\n":
+            break
+        cursor += 1
+    if cursor >= len(text) or text[cursor] != quote or cursor == start:
+        return None
+    raw = text[start:cursor]
+    value = raw.replace('\\"', '"').replace("\\'", "'").replace("\\\\", "\\") if "\\" in raw else raw
+    return start, cursor, value
+
+
+def _skip(text: str, position: int, chars: str, most: int) -> int:
+    stop = min(len(text), position + most)
+    while position < stop and text[position] in chars:
+        position += 1
+    return position
+
+
+def _url_decoded(value: str) -> str:
+    if "%" not in value and "+" not in value:
+        return value
+    try:
+        return urllib.parse.unquote_plus(value, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return value
+
+
+# --- line protocols: FTP / POP3, IMAP, SASL ------------------------------------
+
+_USER_PASS = re.compile(r"(?im)^(USER|PASS)[ ]([^\r\n]{1,256}+)")
+_POP3_ONLY = re.compile(r"(?im)^(?:CAPA|UIDL|STAT|APOP|STLS|TOP [0-9])")
+_IMAP_ATOM = r"(?:\"(?:[^\"\\\r\n]|\\.){0,256}+\"|[^\s\"(){]{1,256}+)"
+_IMAP_LOGIN = re.compile(
+    r"(?im)^[A-Za-z0-9.]{1,32}+[ ]LOGIN[ ](" + _IMAP_ATOM + r")[ ](" + _IMAP_ATOM + r")"
+)
+_SASL = re.compile(
+    r"(?im)^(?:[A-Za-z0-9.]{1,32}+[ ])?(?:AUTH|AUTHENTICATE)[ ](PLAIN|LOGIN)"
+    r"(?:[ ]([A-Za-z0-9+/=]{4,1024}+))?[ \t]{0,8}+\r?\n"
+)
+_B64_LINE = re.compile(r"([A-Za-z0-9+/=]{4,1024}+)[ \t]{0,8}+\r?\n")
+
+
+def _scan_line_logins(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    # A cheap substring test first: most streams hold none of these protocols.
+    context = "POP3 PASS" if _POP3_ONLY.search(text) else "FTP PASS"
+    username = None
+    for match in _USER_PASS.finditer(text) if "pass " in lowered else ():
+        command, argument = match.group(1).upper(), match.group(2)
+        if command == "USER":
+            username = argument.strip() or None
+            continue
+        if argument:
+            yield Secret("password", argument, match.start(2), context, username,
+                         end=match.end(2))
+        username = None
+
+    for match in _IMAP_LOGIN.finditer(text) if " login " in lowered else ():
+        user, password = _imap_unquote(match.group(1)), _imap_unquote(match.group(2))
+        if password:
+            yield Secret("password", password, match.start(2), "IMAP LOGIN", user or None,
+                         end=match.end(2))
+
+    for match in _SASL.finditer(text) if "auth" in lowered else ():
+        mechanism = match.group(1).upper()
+        if mechanism == "PLAIN":
+            start, end, blob = _initial_or_next_line(text, match)
+            if blob is None:
+                continue
+            parts = blob.split(b"\x00")
+            if len(parts) == 3 and parts[2]:
+                yield Secret("password", parts[2].decode("latin-1"), start, "AUTH PLAIN",
+                             parts[1].decode("latin-1") or None, end=end)
+        else:
+            yield from _sasl_login(text, match)
+
+
+def _imap_unquote(atom: str) -> str:
+    if len(atom) >= 2 and atom[0] == '"' and atom[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", atom[1:-1])
+    return atom
+
+
+def _initial_or_next_line(text: str, match: re.Match[str]) -> tuple[int, int, bytes | None]:
+    if match.group(2):
+        return match.start(2), match.end(2), _b64(match.group(2))
+    line = _B64_LINE.match(text, match.end())
+    if line is None:
+        return -1, -1, None
+    return line.start(1), line.end(1), _b64(line.group(1))
+
+
+def _sasl_login(text: str, match: re.Match[str]) -> Iterator[Secret]:
+    # AUTH LOGIN: the client then sends the user name and the password, each as
+    # a base64 line (the server's 334 prompts travel in the other direction).
+    position = match.end()
+    lines = []
+    if match.group(2):
+        lines.append((match.start(2), match.end(2), _b64(match.group(2))))
+    while len(lines) < 2:
+        line = _B64_LINE.match(text, position)
+        if line is None:
+            return
+        lines.append((line.start(1), line.end(1), _b64(line.group(1))))
+        position = line.end()
+    (_, _, user), (start, end, password) = lines
+    if user is not None and password:
+        yield Secret("password", password.decode("latin-1"), start, "AUTH LOGIN",
+                     user.decode("latin-1") or None, end=end)
+
+
+def _b64(blob: str) -> bytes | None:
+    try:
+        return base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+# --- HTTP ----------------------------------------------------------------------
+
+_AUTHORIZATION = re.compile(
+    r"(?im)^((?:Proxy-)?Authorization):[ \t]{0,16}+([A-Za-z][A-Za-z0-9_\-]{0,31}+)"
+    r"[ \t]{1,16}+([^\s]{1,4096}+)"
+)
+_COOKIE = re.compile(r"(?im)^Cookie:[ \t]{0,16}+([^\r\n]{1,8192}+)")
+_SET_COOKIE = re.compile(r"(?im)^Set-Cookie:[ \t]{0,16}+([^=;\r\n]{1,256}+)=([^;\r\n]{1,4096}+)")
+_COOKIE_PAIR = re.compile(r"[ \t]{0,8}+([^=;\r\n]{1,256}+)=([^;\r\n]{0,4096}+)")
+# Analytics cookies identify a browser, not a session; they are noise in a list
+# of what an eavesdropper could reuse.
+_ANALYTICS_COOKIES = ("__utm", "_ga", "_gid", "_gat", "_fbp", "_hj")
+
+
+def _scan_http(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    for match in _AUTHORIZATION.finditer(text) if "authorization:" in lowered else ():
+        header, scheme, credentials = match.group(1), match.group(2), match.group(3)
+        start, end = match.span(3)
+        scheme_name = scheme.lower()
+        context = f"{header}: {scheme}"
+        if scheme_name == "basic":
+            decoded = _b64(credentials)
+            if decoded is not None and b":" in decoded:
+                user, _, password = decoded.decode("latin-1").partition(":")
+                yield Secret("basic-auth", password, start, context, user or None, end=end)
+            else:
+                yield Secret("basic-auth", credentials, start, context, end=end)
+        elif scheme_name == "bearer":
+            yield Secret(_shape_kind(credentials, "bearer-token"), credentials, start, context,
+                         end=end)
+        elif scheme_name not in ("digest", "negotiate", "ntlm", "mutual", "hoba", "vapid"):
+            yield Secret(_shape_kind(credentials, "token"), credentials, start, context, end=end)
+
+    has_cookie = "cookie:" in lowered
+    for match in _COOKIE.finditer(text) if has_cookie else ():
+        line_start = match.start(1)
+        for pair in _COOKIE_PAIR.finditer(match.group(1)):
+            name, value = pair.group(1).strip(), pair.group(2).strip()
+            if not value or name.startswith(_ANALYTICS_COOKIES):
+                continue
+            value_start = line_start + pair.start(2) + len(pair.group(2)) - len(pair.group(2).lstrip())
+            yield Secret(_shape_kind(value, "cookie"), value, value_start, f"Cookie: {name}",
+                         end=value_start + len(value))
+
+    for match in _SET_COOKIE.finditer(text) if has_cookie else ():
+        name, value = match.group(1).strip(), match.group(2).rstrip()
+        if not value or _is_placeholder(value) or name.startswith(_ANALYTICS_COOKIES):
+            continue
+        yield Secret(_shape_kind(value, "cookie"), value, match.start(2), f"Set-Cookie: {name}",
+                     end=match.start(2) + len(value))
+
+
+# --- shapes: tokens, AWS keys, JWTs, private keys --------------------------------
+
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]{1,16}+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]{1,16}+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_MAX = 65536
+
+
+def _scan_shapes(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    for match in _TOKEN_IN_TEXT.finditer(text):
+        yield Secret("token", match.group(), match.start(), "token prefix", end=match.end())
+    for match in _AWS_KEY.finditer(text) if "AKIA" in text or "ASIA" in text else ():
+        yield Secret("aws-access-key", match.group(), match.start(), "AWS access key id",
+                     end=match.end())
+    for match in _JWT.finditer(text) if "eyJ" in text else ():
+        yield Secret("jwt", match.group(), match.start(), "JWT", end=match.end())
+    position = 0
+    while True:
+        begin = _PEM_BEGIN.search(text, position)
+        if begin is None:
+            break
+        close = _PEM_END.search(text, begin.end(), begin.end() + _PEM_MAX)
+        # A key cut by the end of the captured head is still a leaked key.
+        end = close.end() if close else min(len(text), begin.end() + _PEM_MAX)
+        yield Secret("private-key", text[begin.start():end], begin.start(), begin.group(),
+                     end=end)
+        position = end
+
+
+# --- e-mail addresses ------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])([A-Za-z0-9._%+\-]{1,64}+)@"
+    r"([A-Za-z0-9\-]{1,63}+(?:\.[A-Za-z0-9\-]{1,63}+){1,8}+)(?![A-Za-z0-9\-])"
+)
+
+
+def _scan_emails(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    for match in _EMAIL.finditer(text) if "@" in text else ():
+        local, domain = match.group(1), match.group(2)
+        start = match.start()
+        # scheme://user@host is a URL's authority, e.g. pekko.tcp://flink@host:6123
+        if text[max(0, start - 2):start] == "//":
+            continue
+        if local.startswith(".") or local.endswith(".") or ".." in local:
+            continue
+        labels = domain.split(".")
+        tld = labels[-1]
+        if not (2 <= len(tld) <= 24 and tld.isalpha()) or any(
+                not label or label[0] == "-" or label[-1] == "-" for label in labels):
+            continue
+        yield Secret("email", match.group(), start, "e-mail address", end=match.end())
+
+
+# --- payment card numbers ---------------------------------------------------------
+
+_NUMBER_PHRASE = re.compile(r"[0-9]++(?:[ \-][0-9]++)*+")
+_CARD_GROUPS = {
+    (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4, 2), (4, 4, 4, 4, 1), (4, 4, 4, 1),
+    (4, 4, 4, 2), (4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 5, 6), (5, 5, 5, 4),
+}
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _scan_cards(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    budget = [_MAX_CARD_TOKENS]
+    for phrase in _NUMBER_PHRASE.finditer(text):
+        start, end = phrase.span()
+        if end - start < 13:
+            continue
+        if not _stands_alone(text, start, end):
+            continue
+        yield from _cards_in_phrase(phrase.group(), start, budget)
+        if budget[0] <= 0:
+            log.warning("card scan stopped after %d digit groups", _MAX_CARD_TOKENS)
+            return
+
+
+def _stands_alone(text: str, start: int, end: int) -> bool:
+    """Not glued to letters, digits or a decimal/ID continuation on either side."""
+    before = text[start - 1] if start > 0 else ""
+    after = text[end] if end < len(text) else ""
+    if before in _ID_CHARS or after in _ID_CHARS:
+        return False
+    if before in ".,-:/" and start >= 2 and text[start - 2].isdigit():
+        return False
+    if after in ".,-:/" and end + 1 < len(text) and text[end + 1].isdigit():
+        return False
+    return True
+
+
+_TOKEN = re.compile(r"[^ ]++")
+
+
+def _cards_in_phrase(phrase: str, base: int, budget: list[int]) -> Iterator[Secret]:
+    # Spaces separate numbers as well as the groups of one number, so a
+    # space-separated phrase is tried window by window. A dash joins one token
+    # (a grouped card, an ID, a date), so a dash token is taken whole or not at all.
+    if " " not in phrase:
+        tokens = [(0, phrase)]
+    else:
+        tokens = [(m.start(), m.group())
+                  for m in itertools.islice(_TOKEN.finditer(phrase), max(0, budget[0]))]
+    sizes = [len(token) if "-" not in token else -1 for _, token in tokens]
+    index = 0
+    count = len(tokens)
+    while index < count:
+        budget[0] -= 1
+        if budget[0] <= 0:
+            return
+        width = _card_window(tokens, sizes, index)
+        if width:
+            first, last = tokens[index], tokens[index + width - 1]
+            digits = "".join(token for _, token in tokens[index:index + width]).replace("-", "")
+            yield Secret("card-number", digits, base + first[0], "card number",
+                         end=base + last[0] + len(last[1]))
+            index += width
+        else:
+            index += 1
+
+
+def _card_window(tokens: list[tuple[int, str]], sizes: list[int], index: int) -> int:
+    """How many tokens from `index` on form a card number (0: none starts here)."""
+    token = tokens[index][1]
+    if token[0] not in "23456":
+        return 0
+    if sizes[index] < 0:
+        groups = tuple(len(g) for g in token.split("-"))
+        if groups in _CARD_GROUPS and luhn_valid(token.replace("-", "")):
+            return 1
+        return 0
+    if 13 <= sizes[index] <= 19:
+        return 1 if luhn_valid(token) else 0
+    for width in (5, 4, 3):
+        groups = tuple(sizes[index:index + width])
+        if len(groups) == width and groups in _CARD_GROUPS:
+            digits = "".join(t for _, t in tokens[index:index + width])
+            if luhn_valid(digits):
+                return width
+    return 0
+
+
+_SCANNERS: tuple[Callable[[str, str, tuple[str, ...]], Iterator[Secret]], ...] = (
+    _scan_line_logins,
+    _scan_http,
+    _scan_config_keys,
+    _scan_shapes,
+    _scan_emails,
+    _scan_cards,
+)
