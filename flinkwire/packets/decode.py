@@ -8,7 +8,8 @@ is counted in `Decoder.skipped` by reason instead of raising; counts become
 anomaly rows. Supported: Ethernet with any stack of 802.1Q/802.1ad/QinQ tags,
 Linux SLL and SLL2, raw IP (101, 12, 14, 228, 229), BSD NULL and LOOP, IPv4
 with options, IPv6 with hop-by-hop/routing/destination/AH extension headers,
-and VXLAN (UDP 4789) whose inner Ethernet frame is decoded in its place.
+and the tunnels VXLAN (UDP 4789), GTP-U (UDP 2152), GRE and IP-in-IP, whose inner
+packet is decoded in place of the outer one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100, 0x9200)
 VXLAN_PORT = 4789
+GTPU_PORT = 2152
+GRE = 47
+IPIP = (4, 41)
+MAX_TUNNEL_DEPTH = 4
 IPV6_EXTENSIONS = (0, 43, 60, 135, 139, 140)
 TCP = 6
 UDP = 17
@@ -74,6 +79,8 @@ class Decoder:
     def __init__(self):
         self.skipped: Counter = Counter()
         self.vxlan = 0
+        self.tunnelled = 0
+        self._depth = 0
 
     def decode(self, linktype: int, buf, off: int, caplen: int):
         """A `Segment` tuple for a TCP/UDP frame, else None (reason counted)."""
@@ -134,6 +141,55 @@ class Decoder:
         if etype == ETH_IPV6:
             return self._ipv6(buf, off, end, vlan)
         self.skipped["not IP"] += 1
+        return None
+
+    def _inner(self, linktype: int, buf, off: int, end: int):
+        """Decode a tunnelled packet (bounded depth: tunnels inside tunnels end)."""
+        if self._depth >= MAX_TUNNEL_DEPTH or off >= end:
+            self.skipped["tunnel too deep or empty"] += 1
+            return None
+        self._depth += 1
+        try:
+            self.tunnelled += 1
+            return self.decode(linktype, buf, off, end - off)
+        finally:
+            self._depth -= 1
+
+    def _gre(self, buf, off, end):
+        if off + 4 > end:
+            self.skipped["truncated GRE header"] += 1
+            return None
+        flags, proto = struct.unpack_from("!HH", buf, off)
+        hlen = 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+        inner = off + hlen
+        if proto == 0x6558:
+            return self._inner(1, buf, inner, end)
+        if proto in (ETH_IPV4, ETH_IPV6):
+            return self._inner(101, buf, inner, end)
+        self.skipped[f"GRE protocol {proto:#x}"] += 1
+        return None
+
+    def _gtpu(self, buf, off, end):
+        # GTPv1-U: 8-byte header, 4 more when E, S or PN is set, then extension headers.
+        if off + 8 > end or buf[off] >> 5 != 1 or buf[off + 1] != 0xFF:
+            return None
+        flags = buf[off]
+        pos = off + 8
+        if flags & 0x07:
+            if pos + 4 > end:
+                return None
+            next_ext = buf[pos + 3]
+            pos += 4
+            hops = 0
+            while next_ext and pos < end and hops < 8:
+                length = buf[pos] * 4
+                if not length or pos + length > end:
+                    return None
+                next_ext = buf[pos + length - 1]
+                pos += length
+                hops += 1
+        if pos < end and buf[pos] >> 4 in (4, 6):
+            return self._inner(101, buf, pos, end)
         return None
 
     def _ipv4(self, buf, off, end, vlan):
@@ -206,6 +262,10 @@ class Decoder:
                 self.skipped["truncated TCP options"] += 1
                 return None
             return (TCP, src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum, vlan)
+        if proto in IPIP:
+            return self._inner(101, buf, off, end)
+        if proto == GRE:
+            return self._gre(buf, off, end)
         if proto == UDP:
             if off + 8 > end:
                 self.skipped["truncated UDP header"] += 1
@@ -219,6 +279,10 @@ class Decoder:
                     if inner is not None:
                         return inner
                     return None
+            if dport == GTPU_PORT or sport == GTPU_PORT:
+                inner = self._gtpu(buf, off + 8, uend)
+                if inner is not None:
+                    return inner
             return (UDP, src, sport, dst, dport, 0, 0, 0, off + 8, uend, ip_id, csum, vlan)
         self.skipped[f"IP protocol {proto}"] += 1
         return None

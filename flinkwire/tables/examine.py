@@ -33,6 +33,7 @@ MIN_SNIPPET = 8
 REQUEST_START = re.compile(
     rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) |^USER |^EHLO |^HELO |^[A-Za-z0-9]+ (LOGIN|CAPABILITY|STARTTLS)")
 SERVER_GREETING = re.compile(rb"^(HTTP/1\.[01] |220[ -]|\+OK|\* OK|SSH-)")
+HEADER_END = re.compile(rb"\r?\n\r?\n")
 FLINK_VERSION = re.compile(rb'"flink-version"\s*:\s*"([0-9][0-9A-Za-z.\-]{0,20})"')
 
 # Content decoders tried in this order on plaintext flows; the first that
@@ -88,10 +89,38 @@ def _client_side(flow, port_roles) -> tuple[int, str]:
     return 0, "first packet"
 
 
-def _tls_start_s2c(s2c: bytes, limit: int = 4096):
-    for pos in range(min(len(s2c), limit)):
-        if s2c[pos] == 0x16 and tls.looks_like_tls_records(s2c[pos:pos + 4096]):
-            return pos
+MIDSTREAM_SEARCH = 16384
+
+
+def _midstream_tls(data: bytes) -> bool:
+    """True when a stream caught mid-connection is a run of TLS records.
+
+    Without a handshake there is no hello to find; a chain of at least three
+    consistent record headers (or two that end the stream) is the signature.
+    """
+    head = data[:MIDSTREAM_SEARCH + 4096]
+    pos = 0
+    for _ in range(64):
+        if tls.looks_like_tls_records(head[pos:], min_records=3):
+            return True
+        pos = min((i for i in (head.find(b"\x17\x03", pos + 1), head.find(b"\x16\x03", pos + 1),
+                               head.find(b"\x15\x03", pos + 1)) if i != -1), default=-1)
+        if pos == -1 or pos > MIDSTREAM_SEARCH:
+            return False
+    return False
+
+
+def _after_connect(c2s: bytes):
+    """Where the tunnel starts after an HTTP CONNECT, if it opens with a TLS record header."""
+    match = HEADER_END.search(c2s, 0, 8192)
+    if match is None:
+        return None
+    pos = match.end()
+    while pos < len(c2s) and c2s[pos] in b"\r\n":
+        pos += 1  # stray line ends some clients send after the headers
+    head = c2s[pos:pos + 3]
+    if len(head) == 3 and head[0] == 0x16 and head[1] == 3 and head[2] <= 4:
+        return pos
     return None
 
 
@@ -130,8 +159,12 @@ def examine(flow, ctx: Context, out) -> None:
     start = tls.tls_start(c2s) if c2s else None
     if start is None and not c2s and s2c and tls.looks_like_tls_records(s2c[:4096]):
         start = 0
+    if start is None and c2s.startswith(b"CONNECT "):
+        start = _after_connect(c2s)
+    if start is None and not flow.syn_seen and (_midstream_tls(c2s) or _midstream_tls(s2c)):
+        start = 0
     if start is not None:
-        s2c_start = _tls_start_s2c(s2c) if start else 0
+        s2c_start = tls.tls_server_start(s2c) if start else 0
         facts = tls.parse_tls(c2s, s2c, start_c2s=start, start_s2c=s2c_start or 0,
                               complete_c2s=chalf.head_complete(),
                               complete_s2c=shalf.head_complete())

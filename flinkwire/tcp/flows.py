@@ -64,7 +64,7 @@ class Half:
         "unique_bytes", "gap_bytes", "frames", "payload_frames", "dup_bytes",
         "out_of_order", "syn", "fin", "rst", "first_ts", "last_ts", "marks",
         "last_sig", "last_sig_ts", "capture_duplicates", "anomalies", "retain_cut",
-        "before_start",
+        "before_start", "ack_padding",
     )
 
     def __init__(self):
@@ -93,6 +93,7 @@ class Half:
         self.anomalies = []
         self.retain_cut = False   # retention limit reached: later bytes not kept
         self.before_start = 0     # bytes that precede stream offset 0
+        self.ack_padding = 0      # bare ACKs whose zero-byte payload was taken as padding
 
     # -- the byte stream ---------------------------------------------------
 
@@ -341,6 +342,13 @@ class FlowTable:
 
         half = flow.halves[side]
         length = end - start
+        if proto == 6 and flags & 0x3F == ACK and length <= 6 and not any(buf[start:end]):
+            # A bare ACK whose "payload" is a few zero bytes is link padding that a
+            # device counted into the IP length; the real data follows at the same
+            # sequence number and must not be shadowed by it.
+            half.ack_padding += 1
+            length = 0
+            end = start
         if proto == 6:
             sig = (seq, ack, flags, length, ip_id, csum)
             if sig == half.last_sig and 0 <= ts - half.last_sig_ts < DUPLICATE_WINDOW_NS:
