@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("captures", nargs="*", help="pcap/pcapng files (default: bundled sample)")
     report.add_argument("--config", help="the cluster's config.yaml or flink-conf.yaml")
     report.add_argument("--json", metavar="OUT", help="write everything as JSON to OUT")
+    report.add_argument("--html", metavar="OUT",
+                        help="write the self-contained HTML report (plots, findings) to OUT")
     report.add_argument("--reveal", action="store_true",
                         help="show secret values in full (outputs are no longer shareable)")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma list of channel groups: internal, rest (default both)")
     check.add_argument("--config", help="the cluster's config.yaml or flink-conf.yaml")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser("demo", help="the bundled plaintext and TLS captures side by side")
+    demo.add_argument("--html", metavar="OUT", help="also write the HTML report of both to OUT")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -75,7 +81,14 @@ def main(argv=None) -> int:
             if args.json:
                 analysis.to_json(args.json)
                 print(f"\nJSON written to {args.json}")
+            if args.html:
+                from .html import write_html
+                write_html(analysis, args.html)
+                print(f"\nHTML report written to {args.html}")
             return 0
+        if args.command == "demo":
+            from .demo import run_demo
+            return run_demo(html=args.html, quiet=args.quiet)
         if args.command == "check":
             groups = [g.strip() for g in args.require_tls.split(",") if g.strip()]
             unknown = [g for g in groups if g not in GROUPS]

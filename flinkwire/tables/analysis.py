@@ -239,6 +239,22 @@ class Analysis:
 
     # -- faces ----------------------------------------------------------------
 
+    @property
+    def plot(self):
+        """The pictures: `analysis.plot.exposure()`, `.timeline()`, `.topology()`,
+        `.compare(other)`; each returns a matplotlib Figure."""
+        from ..faces.plots import PlotAccessor
+        return PlotAccessor(self)
+
+    def _repr_html_(self) -> str:
+        from ..faces.html import repr_html
+        return repr_html(self)
+
+    def to_html(self, path, compare_with=None) -> None:
+        """Write the self-contained HTML report (see `flinkwire.faces.html`)."""
+        from ..faces.html import write_html
+        write_html(self, path, compare_with=compare_with)
+
     def summary(self) -> str:
         from ..faces.summary import render_summary
         return render_summary(self)
