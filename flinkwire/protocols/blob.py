@@ -272,7 +272,10 @@ def list_zip(content: bytes, direction: str = "c2s", offset: int = 0) -> tuple[d
 
 def _inspect_content(stream: bytes, op: dict, direction: str, anomalies: list) -> None:
     content = content_of(stream, op)
-    if op.get("op") == "PUT" and op.get("complete") and op.get("blob_key"):
+    # A BlobKey starts with the SHA-1 of the content: a match proves we read the whole blob.
+    whole = op.get("complete") if op.get("op") == "PUT" else (
+        op.get("status") == "ok" and not op.get("truncated"))
+    if whole and op.get("blob_key") and len(content) == op.get("size"):
         op["sha1_matches_key"] = hashlib.sha1(content).hexdigest() == op["blob_key"][2:42]
     if content.startswith(b"PK\x03\x04"):
         op["content_kind"] = "zip"

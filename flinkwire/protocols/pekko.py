@@ -288,10 +288,17 @@ def _frames(stream: bytes, direction: str, max_frames: int, frames: list, anomal
             anomalies.append(_anomaly("artery", direction, pos,
                                       "Artery magic AKKA: not Flink's classic remoting"))
             return
-        if length == 0 or length > MAX_FRAME:
+        if length > MAX_FRAME:
             anomalies.append(_anomaly("bad-frame-length", direction, pos,
-                                      f"length {length} outside 1..{MAX_FRAME}"))
+                                      f"length {length} above the frame size {MAX_FRAME}"))
             return
+        if length == 0:
+            # An empty ProtocolMessage: both sides of a real Flink 2.3 association end with one.
+            frames.append({"direction": direction, "offset": pos, "length": 0,
+                           "kind": "empty"})
+            count += 1
+            pos += 4
+            continue
         body_end = pos + 4 + length
         frame = {"direction": direction, "offset": pos, "length": length, "kind": "unknown"}
         if body_end > size:
@@ -327,7 +334,7 @@ def decode(c2s: bytes, s2c: bytes, max_frames: int = 10_000) -> FrameList:
 
     Returns a FrameList (client frames first, then server frames, each in stream order) of
     dicts with direction, offset, length, kind (associate / disassociate / heartbeat / payload /
-    ack / control / unknown) and, where present, command, system, advertised_host,
+    ack / control / empty / unknown) and, where present, command, system, advertised_host,
     advertised_port, uid, recipient, sender, seq, serializer_id, manifest, message_size,
     class_names and rpc_methods ("TaskExecutorGateway.submitTask"). Anomalies are on
     `.anomalies`. Refuses nothing: malformed bytes end that direction with an anomaly.

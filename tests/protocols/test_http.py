@@ -1,8 +1,13 @@
 """HTTP/1.x decoding and Flink role recognition (flink-wire-facts.md 2e)."""
 
+import functools
+import ipaddress
+import json
 import io
 import random
 import zipfile
+
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +165,54 @@ def test_garbage_never_raises(seed):
     data = bytes(base[:rng.randint(0, len(base))])
     http.detect(data, data)
     http.decode(data, data, max_messages=5, max_body=rng.randint(0, 50))
+
+
+# -- the real lab captures (captures/README.md), when present ----------------------------
+
+CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+
+
+@functools.lru_cache(maxsize=None)
+def lab_streams(name):
+    """{(client, server): (c2s, s2c)} and the truth of a lab capture, or skip the test."""
+    from flinkwire.tcp.build import build_flows
+
+    path = CAPTURES / f"{name}.pcap"
+    if not path.exists():
+        pytest.skip(f"{path} absent")
+    streams = {}
+
+    def keep(flow):
+        side = flow.client if flow.client is not None else 0
+        ends = [flow.endpoint(i) for i in (side, 1 - side)]
+        key = tuple(f"{ipaddress.ip_address(ip)}:{port}" for ip, port in ends)
+        streams[key] = (flow.halves[side].head(), flow.halves[1 - side].head())
+
+    build_flows([str(path)], keep)
+    truth = json.loads((CAPTURES / f"{name}.truth.json").read_text())
+    return streams, truth
+
+
+def streams_of_role(name, role):
+    streams, truth = lab_streams(name)
+    found = [streams[(c["client"], c["server"])] for c in truth["connections"]
+             if c["server_role"] == role and c.get("expected_verdict") == "plaintext"
+             and (c["client"], c["server"]) in streams]
+    if not found:
+        pytest.skip(f"no plaintext {role} flow in {name}")
+    return found
+
+
+def test_lab_rest_flows():
+    paths = []
+    for c2s, s2c in streams_of_role("s1-plaintext", "rest"):
+        messages = http.decode(c2s, s2c)
+        assert messages.anomalies == []
+        assert http.flink_role(messages) == "rest"
+        paths += [m["path"] for m in messages if m["type"] == "request"]
+        for m in messages:
+            if m.get("parts"):
+                (jar,) = m["parts"]
+                assert jar["name"] == "jarfile"
+                assert "flinkwire/lab/FakeSecretsJob.class" in jar["zip"]["entries"]
+    assert "/jars/upload" in paths and "/jobmanager/config" in paths

@@ -1,7 +1,12 @@
 """Akka/Pekko classic remoting: frames built byte for byte per flink-wire-facts.md 2b."""
 
+import functools
+import ipaddress
+import json
 import random
 import struct
+
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +189,69 @@ def test_garbage_never_raises(seed):
     pekko.detect(data, data[::-1])
     frames = pekko.decode(data, bytes(rng.randrange(256) for _ in range(200)))
     assert all(f["offset"] < len(data) for f in frames if f["direction"] == "c2s")
+
+
+# -- the real lab captures (captures/README.md), when present ----------------------------
+
+CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+
+
+@functools.lru_cache(maxsize=None)
+def lab_streams(name):
+    """{(client, server): (c2s, s2c)} and the truth of a lab capture, or skip the test."""
+    from flinkwire.tcp.build import build_flows
+
+    path = CAPTURES / f"{name}.pcap"
+    if not path.exists():
+        pytest.skip(f"{path} absent")
+    streams = {}
+
+    def keep(flow):
+        side = flow.client if flow.client is not None else 0
+        ends = [flow.endpoint(i) for i in (side, 1 - side)]
+        key = tuple(f"{ipaddress.ip_address(ip)}:{port}" for ip, port in ends)
+        streams[key] = (flow.halves[side].head(), flow.halves[1 - side].head())
+
+    build_flows([str(path)], keep)
+    truth = json.loads((CAPTURES / f"{name}.truth.json").read_text())
+    return streams, truth
+
+
+def streams_of_role(name, role):
+    streams, truth = lab_streams(name)
+    found = [streams[(c["client"], c["server"])] for c in truth["connections"]
+             if c["server_role"] == role and c.get("expected_verdict") == "plaintext"
+             and (c["client"], c["server"]) in streams]
+    if not found:
+        pytest.skip(f"no plaintext {role} flow in {name}")
+    return found
+
+
+def test_lab_taskmanager_registers_at_the_jobmanager():
+    for c2s, s2c in streams_of_role("s1-plaintext", "jobmanager-rpc"):
+        found = pekko.detect(c2s, s2c)
+        assert found["role"] == "rpc" and found["rpc_library"] == "pekko"
+        assert found["server_origin"]["host"] == "192.0.2.10"
+        assert found["server_origin"]["port"] == 6123
+        assert "ResourceManagerGateway.registerTaskExecutor" in found["c2s_methods"]
+        assert "resourcemanager" in found["c2s_endpoints"]
+        assert "TaskExecutorGateway.submitTask" in found["s2c_methods"]
+        frames = pekko.decode(c2s, s2c)
+        assert frames.anomalies == []
+        assert frames[0]["kind"] == "associate"
+
+
+def test_lab_metrics_actor_system():
+    for c2s, s2c in streams_of_role("s1-plaintext", "metrics-rpc"):
+        assert pekko.detect(c2s, s2c)["role"] == "metrics-rpc"
+
+
+def test_lab_flink_1_20_is_pekko_too():
+    for c2s, s2c in streams_of_role("s6-plaintext-flink-1.20", "jobmanager-rpc"):
+        assert pekko.detect(c2s, s2c)["rpc_library"] == "pekko"
+
+
+def test_empty_frame_ends_a_real_association():
+    frames = pekko.decode(bytes.fromhex("0000000412020804" "00000000"), b"")
+    assert [f["kind"] for f in frames] == ["disassociate", "empty"]
+    assert frames.anomalies == []
