@@ -138,6 +138,12 @@ SCENARIOS = {
     "s6": dict(name="s6-plaintext-flink-1.20", version="1.20.5", ports=FIXED_PORTS,
                internal_tls=False, rest_tls=False, rest_auth=False, tls13=False,
                desc="scenario 1 on Flink 1.20 (flink-conf.yaml)"),
+    # extra: the misconfiguration the wire-facts note describes; no job can run
+    "s7": dict(name="s7-internal-tls13-no-suites", version="2.3.0", ports=FIXED_PORTS,
+               internal_tls=True, rest_tls=False, rest_auth=False, tls13=True, tls13_suites=False,
+               expect_no_registration=True,
+               desc="internal TLS with security.ssl.protocol TLSv1.3 but the default (TLS 1.2) "
+                    "suites: TaskManagers cannot register, no job"),
 }
 
 JAVA_OPTS = (
@@ -263,6 +269,9 @@ def make_tls(work):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     kt = ["keytool", "-noprompt"]
+
+    def run(cmd):  # keep keytool/openssl chatter out of the lab output
+        return globals()["run"](cmd, capture=True)
     # internal: one key pair, used as keystore and truststore by every process
     run(kt + ["-genkeypair", "-alias", "flink.internal", "-keyalg", "RSA", "-keysize", "2048",
               "-validity", "3650", "-dname", "CN=flink.internal.lab.example",
@@ -346,7 +355,8 @@ def flink_config(sc):
         c["security.ssl.internal.truststore-type"] = "PKCS12"
     if sc["tls13"]:
         c["security.ssl.protocol"] = "TLSv1.3"
-        c["security.ssl.algorithms"] = "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384"
+        if sc.get("tls13_suites", True):
+            c["security.ssl.algorithms"] = "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384"
     if sc["rest_tls"]:
         c["security.ssl.rest.enabled"] = "true"
         c["security.ssl.rest.keystore"] = "tls/rest.keystore.p12"
@@ -896,6 +906,35 @@ def build_truth(sc, work, pcap_name, cfg_name, processes, extra_problems):
 # ----------------------------------------------------------------------------
 # One scenario
 # ----------------------------------------------------------------------------
+def observe_broken_cluster(sc, work, rest, problems):
+    """TaskManagers cannot talk to the JobManager: watch their retries, ask REST, no job."""
+    time.sleep(RUN_SECONDS / 2)
+    ss_snapshot(work, "running")
+    check_distinct_endpoints(work, "running")
+    for path in ("/overview", "/taskmanagers", "/jobmanager/config"):
+        code, body = rest.curl("GET", path)
+        with open(os.path.join(work, "rest-%s.json" % path.strip("/").replace("/", "_")), "w") as f:
+            json.dump(body, f, indent=1)
+        if path == "/overview" and isinstance(body, dict):
+            log("overview: taskmanagers =", body.get("taskmanagers"))
+            if body.get("taskmanagers") not in (0, None):
+                problems.append("expected no registered TaskManager, overview says %s" % body.get("taskmanagers"))
+    time.sleep(RUN_SECONDS / 2)
+
+
+def probe_rest_without_client_cert(sc, work):
+    """REST client auth on: a curl without a client certificate must be refused."""
+    tls = os.path.join(work, "tls")
+    cmd = ["curl", "-sS", "--max-time", "20", "--cacert", os.path.join(tls, "rest-server.crt.pem"),
+           "https://%s:%d/overview" % (JM_IP, sc["ports"]["rest.port"])]
+    r = run(nsexec(CLIENT_NS, cmd), capture=True, check=False, timeout=40)
+    with open(os.path.join(work, "rest-transcript.txt"), "a") as f:
+        f.write("### GET /overview WITHOUT client certificate -> curl rc %d\n%s\n%s\n"
+                % (r.returncode, r.stdout[:2000], r.stderr[:1000]))
+    log("REST without client cert: curl rc", r.returncode, r.stderr.strip()[:120])
+    return r.returncode
+
+
 def run_scenario(key):
     sc = SCENARIOS[key]
     name = sc["name"]
@@ -925,6 +964,7 @@ def run_scenario(key):
     procs = []
     tcpdump = None
     problems = []
+    problems_expected = []
     try:
         setup_netns()
         tcpdump = subprocess.Popen(
@@ -953,10 +993,19 @@ def run_scenario(key):
                                libdir, confdir, work, tm_dyn[pname])
                 procs.append(tm)
                 tms.append(tm)
-        for tm in tms:
-            wait_log(tm, r"Successful registration at resource manager", 120,
-                     "%s registration" % tm.name)
-        time.sleep(2)
+        if sc.get("expect_no_registration"):
+            # the TaskManagers are expected NOT to register: wait for the failure in their logs
+            for tm in tms:
+                m = wait_log(tm, r"SSLHandshakeException[^\n]*|No appropriate protocol[^\n]*", 120,
+                             "%s TLS failure" % tm.name)
+                log(tm.name, "failed as expected:", m.group(0)[:160])
+                problems_expected.append("%s: %s" % (tm.name, m.group(0)[:300]))
+            time.sleep(3)
+        else:
+            for tm in tms:
+                wait_log(tm, r"Successful registration at resource manager", 120,
+                         "%s registration" % tm.name)
+            time.sleep(2)
         listen_snap = {ns: ss_listen(ns) for ns, _, _, _ in NODES}
         with open(os.path.join(work, "ss-listen.txt"), "w") as f:
             for ns in listen_snap:
@@ -969,54 +1018,62 @@ def run_scenario(key):
             pid_of[pr.name] = pr.p.pid
 
         rest = Rest(sc, work)
-        code, up = rest.curl("POST", "/jars/upload", form="jarfile=@%s;type=application/x-java-archive" % jar)
-        if code != 200 or not isinstance(up, dict) or up.get("status") != "success":
-            raise RuntimeError("jar upload failed: %s %s" % (code, up))
-        jar_id = os.path.basename(up["filename"])
-        log("uploaded jar", jar_id)
-        code, started = rest.curl("POST", "/jars/%s/run" % urllib.parse.quote(jar_id),
-                                  data={"entryClass": ENTRY_CLASS, "programArgsList": PROGRAM_ARGS,
-                                        "parallelism": 2}, timeout=120)
-        if code != 200 or not isinstance(started, dict) or "jobid" not in started:
-            raise RuntimeError("job run failed: %s %s" % (code, started))
-        job = started["jobid"]
-        log("job", job)
-        deadline = time.time() + 90
-        while True:
-            code, info = rest.curl("GET", "/jobs/%s" % job)
-            verts = info.get("vertices", []) if isinstance(info, dict) else []
-            if verts and all(vx.get("status") == "RUNNING" for vx in verts):
-                break
-            if isinstance(info, dict) and info.get("state") in ("FAILED", "CANCELED", "FINISHED"):
-                raise RuntimeError("job ended early: %s" % info.get("state"))
-            if time.time() > deadline:
-                raise RuntimeError("job did not reach RUNNING: %s" % str(info)[:500])
-            time.sleep(2)
-        log("job running; letting it run %ds" % RUN_SECONDS)
-        time.sleep(RUN_SECONDS / 2)
-        ss_snapshot(work, "running")
-        seen, p = check_distinct_endpoints(work, "running")
-        problems += p
-        if seen < 4:
-            problems.append("only %d established inter-node sockets seen" % seen)
-        time.sleep(RUN_SECONDS / 2)
-        for path in ("/overview", "/jobs", "/jobmanager/config", "/taskmanagers",
-                     "/jobs/%s/config" % job, "/jobs/%s/checkpoints" % job):
-            code, body = rest.curl("GET", path)
-            if code != 200:
-                problems.append("GET %s returned %s" % (path, code))
-            with open(os.path.join(work, "rest-%s.json" % path.strip("/").replace("/", "_")), "w") as f:
-                json.dump(body, f, indent=1)
-        code, _ = rest.curl("PATCH", "/jobs/%s?mode=cancel" % job)
-        log("cancel ->", code)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            time.sleep(2)
-            code, info = rest.curl("GET", "/jobs/%s" % job)
-            if isinstance(info, dict) and info.get("state") == "CANCELED":
-                break
+        if sc.get("expect_no_registration"):
+            observe_broken_cluster(sc, work, rest, problems)
         else:
-            problems.append("job did not reach CANCELED")
+            code, up = rest.curl("POST", "/jars/upload", form="jarfile=@%s;type=application/x-java-archive" % jar)
+            if code != 200 or not isinstance(up, dict) or up.get("status") != "success":
+                raise RuntimeError("jar upload failed: %s %s" % (code, up))
+            jar_id = os.path.basename(up["filename"])
+            log("uploaded jar", jar_id)
+            code, started = rest.curl("POST", "/jars/%s/run" % urllib.parse.quote(jar_id),
+                                      data={"entryClass": ENTRY_CLASS, "programArgsList": PROGRAM_ARGS,
+                                            "parallelism": 2}, timeout=120)
+            if code != 200 or not isinstance(started, dict) or "jobid" not in started:
+                raise RuntimeError("job run failed: %s %s" % (code, started))
+            job = started["jobid"]
+            log("job", job)
+            deadline = time.time() + 90
+            while True:
+                code, info = rest.curl("GET", "/jobs/%s" % job)
+                verts = info.get("vertices", []) if isinstance(info, dict) else []
+                if verts and all(vx.get("status") == "RUNNING" for vx in verts):
+                    break
+                if isinstance(info, dict) and info.get("state") in ("FAILED", "CANCELED", "FINISHED"):
+                    raise RuntimeError("job ended early: %s" % info.get("state"))
+                if time.time() > deadline:
+                    raise RuntimeError("job did not reach RUNNING: %s" % str(info)[:500])
+                time.sleep(2)
+            log("job running; letting it run %ds" % RUN_SECONDS)
+            time.sleep(RUN_SECONDS / 2)
+            ss_snapshot(work, "running")
+            seen, p = check_distinct_endpoints(work, "running")
+            problems += p
+            if seen < 4:
+                problems.append("only %d established inter-node sockets seen" % seen)
+            time.sleep(RUN_SECONDS / 2)
+            for path in ("/overview", "/jobs", "/jobmanager/config", "/taskmanagers",
+                         "/jobs/%s/config" % job, "/jobs/%s/checkpoints" % job):
+                code, body = rest.curl("GET", path)
+                if code != 200:
+                    problems.append("GET %s returned %s" % (path, code))
+                with open(os.path.join(work, "rest-%s.json" % path.strip("/").replace("/", "_")), "w") as f:
+                    json.dump(body, f, indent=1)
+            if sc["rest_auth"]:
+                if probe_rest_without_client_cert(sc, work) == 0:
+                    problems.append("REST answered a client without certificate")
+                else:
+                    problems_expected.append("REST refused a TLS client without certificate")
+            code, _ = rest.curl("PATCH", "/jobs/%s?mode=cancel" % job)
+            log("cancel ->", code)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                time.sleep(2)
+                code, info = rest.curl("GET", "/jobs/%s" % job)
+                if isinstance(info, dict) and info.get("state") == "CANCELED":
+                    break
+            else:
+                problems.append("job did not reach CANCELED")
         log("job canceled; stopping cluster")
         for tm in reversed(tms):
             stop_proc(tm)
@@ -1042,7 +1099,7 @@ def run_scenario(key):
     shutil.copy(os.path.join(work, "conf", conf_file), os.path.join(CAPTURES, name + ".config.yaml"))
     with open(os.path.join(work, "run-state.json"), "w") as f:
         json.dump({"listen_snap": listen_snap, "pid_of": pid_of, "problems": problems,
-                   "rest_requests": rest.count}, f, indent=1)
+                   "observations": problems_expected, "rest_requests": rest.count}, f, indent=1)
     return write_truth(key)
 
 
@@ -1064,7 +1121,8 @@ def write_truth(key):
         f.write("\n")
     size = os.path.getsize(os.path.join(CAPTURES, pcap_name))
     summary = {"scenario": name, "pcap_bytes": size, "connections": len(truth["connections"]),
-               "rest_requests": state["rest_requests"], "problems": problems}
+               "rest_requests": state["rest_requests"], "problems": problems,
+               "observations": state.get("observations", [])}
     with open(os.path.join(work, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     log("wrote %s (%d bytes), %d connections" % (pcap_name, size, len(truth["connections"])))
