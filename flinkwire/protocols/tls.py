@@ -44,8 +44,8 @@ _CONTENT_TYPES = frozenset((20, 21, 22, 23, 24))
 MAX_RECORD_LENGTH = 2**14 + 2048
 # Records per direction kept for handshake parsing; a real handshake needs a handful.
 HANDSHAKE_RECORD_LIMIT = 64
-# Records per direction walked at all (counting only); a 5-byte header each bounds the work.
-MAX_RECORDS_WALKED = 2_000_000
+# Records per direction walked at all (counting only); well under a second of work at worst.
+MAX_RECORDS_WALKED = 500_000
 MAX_CERTIFICATES = 16
 MAX_ALERTS = 32
 # How far tls_start / the server-side search look for a hello after a plaintext prefix.
@@ -353,6 +353,10 @@ def _walk_tls(data: bytes, pos: int, direction: str, complete: bool, walk: _Walk
     size = len(data)
     kept, alert_records = walk.kept, walk.alert_records
     while pos < size:
+        if walk.records >= HANDSHAKE_RECORD_LIMIT:
+            pos = _count_records(data, pos, walk)
+            if pos >= size:
+                break
         if walk.records >= MAX_RECORDS_WALKED:
             anomalies.append(_anomaly("limit", direction, pos,
                                       f"stopped counting after {MAX_RECORDS_WALKED} records"))
@@ -398,6 +402,44 @@ def _walk_tls(data: bytes, pos: int, direction: str, complete: bool, walk: _Walk
                 walk.handshake_records_beyond_limit += 1
         pos = body_end
     walk.end = min(pos, size)
+
+
+def _count_records(data: bytes, pos: int, walk: _Walk) -> int:
+    """Count a run of whole records past the kept ones quickly; returns where it ends.
+
+    A hostile head may be a million tiny records, so this loop does the least per record.
+    A bad or cut header ends the run and is left to `_walk_tls`, which reports it.
+    """
+    size = len(data)
+    records, app_records, app_bytes = walk.records, walk.app_records, walk.app_bytes
+    handshake_late, ccs_index = walk.handshake_records_beyond_limit, walk.ccs_index
+    alerts = walk.alert_records
+    stop = MAX_RECORDS_WALKED
+    while records < stop and pos + 5 <= size:
+        content_type = data[pos]
+        if content_type not in _CONTENT_TYPES or data[pos + 1] != 3 or data[pos + 2] > 4:
+            break
+        length = (data[pos + 3] << 8) | data[pos + 4]
+        end = pos + 5 + length
+        if length > MAX_RECORD_LENGTH or end > size:
+            break
+        if content_type == APPLICATION_DATA:
+            app_records += 1
+            app_bytes += length
+        elif content_type == HANDSHAKE:
+            if ccs_index is None:
+                handshake_late += 1
+        elif content_type == CHANGE_CIPHER_SPEC:
+            if ccs_index is None:
+                ccs_index = records
+        elif content_type == ALERT and len(alerts) < MAX_ALERTS:
+            alerts.append(_Record(records, pos, ALERT, (data[pos + 1] << 8) | data[pos + 2],
+                                  length, data[pos + 5:end]))
+        records += 1
+        pos = end
+    walk.records, walk.app_records, walk.app_bytes = records, app_records, app_bytes
+    walk.handshake_records_beyond_limit, walk.ccs_index = handshake_late, ccs_index
+    return pos
 
 
 def _walk_sslv2(data: bytes, pos: int, direction: str, complete: bool, walk: _Walk,

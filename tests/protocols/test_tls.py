@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from flinkwire.protocols import tls_names
 from flinkwire.protocols.tls import (
     HANDSHAKE_RECORD_LIMIT,
+    MAX_RECORDS_WALKED,
     TlsFacts,
     looks_like_tls_records,
     parse_tls,
@@ -680,6 +681,28 @@ def test_many_tiny_records_are_counted_but_not_parsed():
     handshakes = bytes([22, 3, 3, 0, 4, 0, 0, 0, 0]) * (HANDSHAKE_RECORD_LIMIT + 10)
     capped = parse_tls(handshakes, b"")
     assert [a["kind"] for a in capped.anomalies] == ["limit"]
+
+
+def test_record_walk_is_capped():
+    flood = bytes([23, 3, 3, 0, 0]) * (MAX_RECORDS_WALKED + 1000)
+    facts = parse_tls(flood, b"")
+    assert facts.records["c2s"] == MAX_RECORDS_WALKED
+    assert [a["kind"] for a in facts.anomalies] == ["limit"]
+    assert facts.anomalies[0]["offset"] == 5 * MAX_RECORDS_WALKED
+
+
+def test_alerts_and_cipher_change_far_into_the_stream():
+    application = bytes([23, 3, 3, 0, 3]) + b"abc"
+    alert = bytes([21, 3, 3, 0, 2, 1, 0])  # warning close_notify, in clear
+    ccs = bytes([20, 3, 3, 0, 1, 1])
+    sealed_alert = bytes([21, 3, 3, 0, 26]) + bytes(26)
+    stream = application * 100 + alert + ccs + application * 5 + sealed_alert
+    facts = parse_tls(stream, b"")
+    assert facts.alerts == [
+        {"direction": "c2s", "level": "warning", "description": "close_notify"},
+        {"direction": "c2s", "level": None, "description": "encrypted"}]
+    assert facts.records["c2s"] == 108 and facts.application_data_bytes["c2s"] == 315
+    assert facts.anomalies == []
 
 
 def test_garbage_and_mutated_handshakes_never_raise(tmp_path):
