@@ -21,9 +21,17 @@ Nothing here trusts a length field beyond the bytes present: every read is bound
 number of kept records, handshake message size and certificate count are capped, and a
 malformed input yields partial facts plus anomaly entries instead of an exception.
 
+Anomaly kinds: ``bad-record-header`` (bytes that are not a TLS record where one should
+start), ``bad-tls-length`` (a record longer than 2^14 + 2048), ``truncated-record`` (a record
+or header running past the end of a complete head), ``malformed-handshake`` (a handshake
+message that does not parse or never finishes), ``limit`` (a cap was reached: message size,
+kept records, records walked, certificates described).
+
 Limits: TLS 1.3 hides certificates and CertificateRequest (reported as none / None);
 DTLS, QUIC and compressed records are not handled; after a bad record header the rest of
-that direction is not walked (no resynchronisation).
+that direction is not walked (no resynchronisation). TLS <= 1.2 resumption is inferred from
+the server's flight (ChangeCipherSpec right after ServerHello). In an SSL 2.0 session every
+record after the hellos counts as application data, CLIENT-MASTER-KEY included.
 """
 
 from __future__ import annotations
