@@ -33,7 +33,8 @@ import time
 import urllib.parse
 
 LAB = os.path.dirname(os.path.abspath(__file__))
-CAPTURES = os.path.dirname(LAB)
+# FWLAB_OUT=/some/dir writes the captures/configs/truth files there instead of captures/
+CAPTURES = os.environ.get("FWLAB_OUT") or os.path.dirname(LAB)
 DL = os.path.join(LAB, ".downloads")
 WORKROOT = os.path.join(LAB, "work")
 
@@ -1154,6 +1155,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_signal)
     results = []
     rc = 0
+    os.makedirs(CAPTURES, exist_ok=True)
     try:
         for k in keys:
             try:
@@ -1161,6 +1163,9 @@ def main(argv):
             except Exception as e:
                 log("scenario %s FAILED: %s" % (k, e))
                 rc = 1
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        rc = 130
     finally:
         cleanup_everything()
     for r in results:

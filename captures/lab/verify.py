@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check every captures/*.truth.json against its pcap, using tshark only.
 
-  python3 captures/lab/verify.py        # exit 1 on any mismatch
+  python3 captures/lab/verify.py [DIR]  # DIR defaults to captures/; exit 1 on any mismatch
 
 Checks: the JSON parses and has the schema's keys, roles and verdicts are from the
 allowed sets, the capture is under 5 MB, and the connections list is exactly the
@@ -73,6 +73,9 @@ def check(truth_path):
 
 
 def main():
+    global CAPTURES
+    if len(sys.argv) > 1:
+        CAPTURES = sys.argv[1]
     bad = 0
     for tp in sorted(glob.glob(os.path.join(CAPTURES, "*.truth.json"))):
         t, size, errs = check(tp)
