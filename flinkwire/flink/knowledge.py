@@ -27,6 +27,7 @@ ROLES: dict[str, str] = {
     "zookeeper": "ZooKeeper (high availability)",
     "kubernetes-api": "Kubernetes API server (HA / native Kubernetes)",
     "jmx": "JMX/RMI server of the JMX reporter",
+    "http": "HTTP without a Flink-specific route",
     "unknown": "no signature, port not configured",
 }
 

@@ -269,8 +269,10 @@ def refine_roles(flows: list[dict]) -> list[dict]:
                                 "TaskManager-to-TaskManager channel"]
         elif client in jm_ips and server in tm_ips and server not in jm_ips:
             flow["evidence"].append(f"JobManager {client} to TaskManager {server}: metric "
-                                    "query service or TaskManager RPC (not told apart under "
-                                    "TLS)")
+                                    "query service or TaskManager RPC, not told apart under "
+                                    "TLS (most likely the metric query service: JobManager "
+                                    "RPC calls normally reuse the TaskManager's own "
+                                    "connection)")
     return out
 
 

@@ -23,6 +23,7 @@ written by Kryo/POJO/Row serializers yield only the strings inside them.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 
 from flinkwire.protocols.pekko import java_class_names
@@ -39,6 +40,7 @@ MAX_PENDING = 32 << 20       # bytes of unfinished records kept per direction
 MAX_RECORDS = 20_000
 MAX_FIELDS = 64
 MAX_VALUE_SCAN = 1 << 16  # bytes of one record value searched for strings
+MAX_SLOW_READS = 512      # non-ASCII string attempts per value
 MAX_RESYNC = 16
 
 MESSAGE_NAMES = {
@@ -159,26 +161,25 @@ LAYOUTS = {
 }
 
 
-def _layout_order(version_hint: str | None, preferred: str | None) -> list[_Layout]:
-    order = ["30", "34", "38"]
+def _hinted_layout(version_hint: str | None) -> str | None:
+    """The BufferResponse layout a version hint ("1.17.2", "1.16-1.18", "2.0+", ...) implies."""
     hint = (version_hint or "").strip()
-    if hint:
-        if hint in ("1.15", "1.16-1.18") or hint[:4] in ("1.15", "1.16", "1.17", "1.18"):
-            first = "30"
-        elif hint[:4] in ("1.19", "1.20") or hint == "1.19-1.20":
-            first = "34"
-        elif hint.startswith("2") or hint == "2.0+":
-            first = "38"
-        elif hint == "1.19+":
-            first = "38"
-        else:
-            first = None
+    if hint.startswith(("1.15", "1.16", "1.17", "1.18")):
+        return "30"
+    if hint.startswith(("1.19-1.20", "1.19.", "1.20")) or hint == "1.19":
+        return "34"
+    if hint.startswith("2") or hint == "1.19+":
+        return "38"
+    return None
+
+
+def _layout_order(version_hint: str | None, preferred: str | None) -> list[_Layout]:
+    """Layouts to try: the one this direction already used, then the hinted one, then the rest."""
+    order = ["30", "34", "38"]
+    for first in (_hinted_layout(version_hint), preferred):
         if first:
             order.remove(first)
             order.insert(0, first)
-    if preferred:
-        order.remove(preferred)
-        order.insert(0, preferred)
     return [LAYOUTS[name] for name in order]
 
 
@@ -239,18 +240,47 @@ def read_string_value(buf: bytes, pos: int = 0, end: int | None = None,
     return "".join(chars), pos
 
 
+_PRINTABLE_ASCII = re.compile(rb"[\x09\x0a\x0d\x20-\x7e]*")
+
+
+def _string_at(value: bytes, pos: int, end: int, slow: list) -> tuple[str | None, int] | None:
+    """read_string_value, with a C-speed path for the common all-ASCII string.
+
+    `slow` is a one-element budget of calls to the Python-speed reader, so that hostile bytes
+    full of would-be multi-byte characters cost bounded time.
+    """
+    got = _varint7(value, pos, end)
+    if got is None:
+        return None
+    length, start = got
+    if length <= 1:
+        return read_string_value(value, pos, end)
+    stop = start + length - 1
+    if stop > end:
+        return None
+    run = _PRINTABLE_ASCII.match(value, start, stop).end()
+    if run == stop:
+        return value[start:stop].decode("ascii"), stop
+    if value[run] < 0x80 or slow[0] <= 0:
+        return None  # a control character: not a string
+    slow[0] -= 1
+    return read_string_value(value, pos, end)  # Flink's multi-byte chars: the slow reader
+
+
 def readable_strings(value: bytes, min_len: int = 4, limit: int = MAX_FIELDS) -> list[str]:
     """Return the StringValue strings found in a serialized value, in order.
 
     A string at the very start of the value (or one that ends exactly at its end) is accepted
     from one character on; elsewhere `min_len` characters are required, because fixed-width
-    numbers are easily mistaken for a short string.
+    numbers are easily mistaken for a short string. Only the first MAX_VALUE_SCAN bytes are
+    searched.
     """
     found: list[str] = []
     pos = 0
     end = min(len(value), MAX_VALUE_SCAN)
+    slow = [MAX_SLOW_READS]
     while pos < end and len(found) < limit:
-        got = read_string_value(value, pos, end)
+        got = _string_at(value, pos, end, slow)
         if got is not None and got[0]:
             text, nxt = got
             if len(text) >= min_len or pos == 0 or nxt == end:
