@@ -48,7 +48,8 @@ def add_packet(flows: dict, key, payload: bytes):
 
 
 def result(packets: int, frame) -> dict:
-    return {"packets": packets, "flows": len(frame), "tls_flows": int((frame.tls == True).sum())}  # noqa: E712
+    tls = int(frame.tls.eq(True).sum())
+    return {"packets": packets, "flows": len(frame), "tls_flows": tls}
 
 
 def run_flinkwire(path: str) -> dict:

@@ -668,8 +668,9 @@ def generate(path: Path, size: int, fmt: str = "pcap", seed: int = 1, concurrent
     if log:
         log.close()
 
-    manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "format": fmt,
-                "target_size": size, "concurrent": concurrent, "disorder": disorder,
+    manifest = {"generator_version": GENERATOR_VERSION, "generator": source_digest(),
+                "seed": seed, "format": fmt, "target_size": size, "concurrent": concurrent,
+                "disorder": disorder,
                 "bytes": writer.bytes, "packets": writer.packets, "flows": flows,
                 "tls_flows": tls_flows, "flows_by_kind": dict(sorted(by_kind.items())),
                 "sha256": writer.sha.hexdigest()}
@@ -682,13 +683,18 @@ def default_path(size: int, fmt: str, seed: int) -> Path:
     return DATA_DIR / f"flink-{label}-s{seed}.{fmt}"
 
 
+def source_digest() -> str:
+    """Changes whenever this script does, so a stale capture is made again."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def ensure(size: int, fmt: str = "pcap", seed: int = 1) -> tuple[Path, dict]:
     """The capture for these parameters, generated unless a matching one is already there."""
     path = default_path(size, fmt, seed)
     manifest_path = Path(str(path) + ".json")
     if path.exists() and manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if (manifest.get("generator_version") == GENERATOR_VERSION
+        if (manifest.get("generator") == source_digest()
                 and manifest.get("bytes") == path.stat().st_size):
             return path, manifest
     return path, generate(path, size, fmt, seed)
