@@ -1,5 +1,8 @@
 """Flink config files: 2.x config.yaml (nested and flat), 1.x flink-conf.yaml, port roles."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from flinkwire.errors import ConfigError
@@ -87,8 +90,26 @@ def test_ha_port_replaces_the_rpc_port(tmp_path):
     assert roles[2181][0] == roles[2182][0] == "zookeeper"
 
 
+def lab_truths():
+    root = Path(__file__).resolve().parents[2] / "captures"
+    return [json.loads(p.read_text()) | {"_dir": str(root)}
+            for p in sorted(root.glob("*.truth.json"))]
+
+
+@pytest.mark.parametrize("truth", lab_truths(), ids=lambda t: t["scenario"])
+def test_lab_configs_agree_with_the_listening_table(truth):
+    config = load_config(f"{truth['_dir']}/{truth['config_file']}")
+    roles = config.port_roles()
+    for process in truth["processes"]:
+        for socket in process["listening"]:
+            if socket["port"] in roles:
+                assert roles[socket["port"]][0] == socket["role"], (process["name"], socket)
+    listening = {s["port"] for p in truth["processes"] for s in p["listening"]}
+    assert set(roles) <= listening  # the config names no port nobody listens on
+    assert "s3.secret-key" in dict(config.secrets())  # every lab config carries this fake
+
+
 def test_lab_config_of_the_real_capture():
-    from pathlib import Path
     path = Path(__file__).resolve().parents[2] / "captures" / "s1-plaintext.config.yaml"
     if not path.exists():
         pytest.skip("lab capture config absent")
