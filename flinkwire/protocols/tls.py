@@ -578,15 +578,29 @@ def _buffer_origin(starts: list[int], origins: list[int], pos: int) -> int:
 # --- handshake messages ------------------------------------------------------------------
 
 
-def _parse_extensions(reader: _Reader) -> list[tuple[int, bytes]]:
+def _parse_extensions(reader: _Reader) -> tuple[list[tuple[int, bytes]], str | None]:
+    """The extensions that parse, and what stopped the walk (None when all did).
+
+    A damaged extension block still yields the extensions before the damage, so
+    a hello whose ALPN is corrupt keeps its SNI.
+    """
     if reader.remaining() == 0:
-        return []  # extensions are optional before TLS 1.2
-    block = _Reader(reader.vector(2))
+        return [], None  # extensions are optional before TLS 1.2
+    try:
+        block = _Reader(reader.vector(2))
+        error = None
+    except _Short as exc:
+        # The block claims more than the message holds: walk what is there.
+        block = _Reader(reader.take(reader.remaining()))
+        error = f"extension block: {exc}"
     extensions = []
     while block.remaining() > 0:
-        ext_type = block.uint(2)
-        extensions.append((ext_type, block.vector(2)))
-    return extensions
+        try:
+            ext_type = block.uint(2)
+            extensions.append((ext_type, block.vector(2)))
+        except _Short as exc:
+            return extensions, f"extension {len(extensions)}: {exc}"
+    return extensions, error
 
 
 def _parse_client_hello(body: bytes, facts: TlsFacts) -> None:
@@ -600,14 +614,16 @@ def _parse_client_hello(body: bytes, facts: TlsFacts) -> None:
     facts.ciphers_offered = [names.cipher_suite_name(_u16(suites, i))
                              for i in range(0, len(suites) - 1, 2)]
     reader.vector(1)  # compression methods
-    extensions = _parse_extensions(reader)
+    extensions, error = _parse_extensions(reader)
     facts.client_extensions = [ext_type for ext_type, _ in extensions]
 
     for ext_type, ext in extensions:
         try:
             _client_extension(ext_type, ext, facts)
         except _Short as exc:
-            raise _Short(f"extension {ext_type}: {exc}") from None
+            error = error or f"extension {ext_type}: {exc}"
+    if error:
+        raise _Short(error)
 
 
 def _client_extension(ext_type: int, ext: bytes, facts: TlsFacts) -> None:
@@ -654,7 +670,10 @@ def _parse_server_hello(body: bytes) -> _ServerHello:
     cipher = reader.uint(2)
     reader.uint(1)  # compression method
     extensions: dict[int, bytes] = {}
-    for ext_type, ext in _parse_extensions(reader):
+    parsed, error = _parse_extensions(reader)
+    if error:
+        raise _Short(error)
+    for ext_type, ext in parsed:
         extensions.setdefault(ext_type, ext)
     version = legacy
     selected = extensions.get(_EXT_SUPPORTED_VERSIONS)

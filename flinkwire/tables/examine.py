@@ -92,8 +92,8 @@ def _client_side(flow, port_roles) -> tuple[int, str]:
 MIDSTREAM_SEARCH = 16384
 
 
-def _midstream_tls(data: bytes) -> bool:
-    """True when a stream caught mid-connection is a run of TLS records.
+def _midstream_tls(data: bytes):
+    """Offset where a stream caught mid-connection becomes a run of TLS records, or None.
 
     Without a handshake there is no hello to find; a chain of at least three
     consistent record headers (or two that end the stream) is the signature.
@@ -102,12 +102,12 @@ def _midstream_tls(data: bytes) -> bool:
     pos = 0
     for _ in range(64):
         if tls.looks_like_tls_records(head[pos:], min_records=3):
-            return True
+            return pos
         pos = min((i for i in (head.find(b"\x17\x03", pos + 1), head.find(b"\x16\x03", pos + 1),
                                head.find(b"\x15\x03", pos + 1)) if i != -1), default=-1)
         if pos == -1 or pos > MIDSTREAM_SEARCH:
-            return False
-    return False
+            return None
+    return None
 
 
 def _after_connect(c2s: bytes):
@@ -161,10 +161,16 @@ def examine(flow, ctx: Context, out) -> None:
         start = 0
     if start is None and c2s.startswith(b"CONNECT "):
         start = _after_connect(c2s)
-    if start is None and not flow.syn_seen and (_midstream_tls(c2s) or _midstream_tls(s2c)):
-        start = 0
+    midstream = (None, None)
+    if start is None and not flow.syn_seen:
+        midstream = (_midstream_tls(c2s), _midstream_tls(s2c))
+        if midstream != (None, None):
+            start = midstream[0] if midstream[0] is not None else len(c2s)
     if start is not None:
-        s2c_start = tls.tls_server_start(s2c) if start else 0
+        if midstream != (None, None):
+            s2c_start = midstream[1] if midstream[1] is not None else len(s2c)
+        else:
+            s2c_start = tls.tls_server_start(s2c) if start else 0
         facts = tls.parse_tls(c2s, s2c, start_c2s=start, start_s2c=s2c_start or 0,
                               complete_c2s=chalf.head_complete(),
                               complete_s2c=shalf.head_complete())
@@ -174,6 +180,8 @@ def examine(flow, ctx: Context, out) -> None:
         row["cipher"] = facts.cipher
         plain_c2s = start
         plain_s2c = s2c_start if s2c_start is not None else 0
+        if midstream != (None, None):
+            plain_c2s = plain_s2c = 0  # bytes before the first header end a TLS record
         if start:
             row["starttls_offset"] = start
         out.tls.append(_tls_row(fid, facts))
