@@ -267,16 +267,29 @@ def _shown(row: dict, reveal: bool) -> dict:
     return {key: _redacted(value) for key, value in row.items()}
 
 
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
+                               "x-api-key", "x-auth-token", "x-amz-security-token"})
+
+
 def _redacted(value, depth: int = 0):
+    if isinstance(value, dict) and depth < 4:
+        return {k: _header_value(k, v) if isinstance(k, str) and isinstance(v, str)
+                else _redacted(v, depth + 1) for k, v in value.items()}
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, (bytes, bytearray)):
         return redact_text(bytes(value[:4096]).decode("latin-1"))
     if depth < 4 and isinstance(value, (list, tuple)):
         return [_redacted(v, depth + 1) for v in value]
-    if depth < 4 and isinstance(value, dict):
-        return {k: _redacted(v, depth + 1) for k, v in value.items()}
     return value
+
+
+def _header_value(name: str, value: str) -> str:
+    """A `name: value` pair redacted with its name in view, as a scanner reads headers."""
+    if name.lower() in SENSITIVE_HEADERS:
+        return redact(value)
+    line = redact_text(f"{name}: {value}")
+    return line[len(name) + 2:] if line.startswith(f"{name}: ") else redact_text(value)
 
 
 def _decode_more(name, fid, c2s, s2c, found, out, reveal) -> None:
