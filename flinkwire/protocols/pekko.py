@@ -14,6 +14,9 @@ The protobuf reader below is our own and deliberately tiny: it understands the f
 the schema uses, caps field counts and nesting, and treats anything it cannot read as the end of
 the message (recorded as an anomaly), so hostile bytes cost bounded time and never raise.
 
+A stream captured after its connection began is resynchronized on the first payload frame whose
+recipient path (``pekko.tcp://flink@...``) can be found within its first 256 KiB.
+
 Limits: a frame cut short by the capture's retention limit yields its header facts only; Artery
 (``AKKA`` magic) is reported as an anomaly, not decoded, because Flink never uses it.
 """
@@ -26,7 +29,7 @@ import struct
 
 log = logging.getLogger(__name__)
 
-__all__ = ["detect", "decode", "FrameList", "read_varint", "protobuf_fields"]
+__all__ = ["detect", "decode", "resync", "FrameList", "read_varint", "protobuf_fields"]
 
 # pekko.framesize / akka.framesize default; a larger length field is not a remoting frame.
 MAX_FRAME = 10_485_760
@@ -274,8 +277,9 @@ def _payload(buf: bytes, span, frame: dict) -> None:
         frame["error"] = error
 
 
-def _frames(stream: bytes, direction: str, max_frames: int, frames: list, anomalies: list):
-    pos = 0
+def _frames(stream: bytes, direction: str, max_frames: int, frames: list, anomalies: list,
+            start: int = 0):
+    pos = start
     count = 0
     size = len(stream)
     while pos < size and count < max_frames:
@@ -343,11 +347,76 @@ def decode(c2s: bytes, s2c: bytes, max_frames: int = 10_000) -> FrameList:
     anomalies: list[dict] = []
     for direction, stream in (("c2s", c2s or b""), ("s2c", s2c or b"")):
         try:
-            _frames(bytes(stream), direction, max_frames, frames, anomalies)
+            stream = bytes(stream)
+            start = 0
+            if stream and not _clean_start(stream):
+                found = resync(stream)
+                if found is not None:
+                    start = found
+                    anomalies.append(_anomaly(
+                        "mid-stream", direction, 0,
+                        f"stream does not start with a frame; resynchronized at {found}"))
+            _frames(stream, direction, max_frames, frames, anomalies, start)
         except Exception as exc:  # a parser bug must not end the analysis
             log.exception("pekko decoder failed")
             anomalies.append(_anomaly("decoder-error", direction, 0, repr(exc)))
     return FrameList(frames, anomalies)
+
+
+_FLINK_PATH = re.compile(rb"(akka|pekko)(?:\.ssl)?\.tcp://(flink(?:-metrics)?)@")
+KNOWN_KINDS = ("associate", "disassociate", "heartbeat", "payload", "ack", "empty")
+
+
+def _clean_start(stream: bytes) -> bool:
+    """True when the stream's first frame parses as a remoting frame."""
+    frames: list[dict] = []
+    anomalies: list[dict] = []
+    _frames(stream, "c2s", 1, frames, anomalies)
+    return bool(frames) and frames[0]["kind"] in KNOWN_KINDS and not frames[0].get("error") \
+        and not [a for a in anomalies if a["kind"] not in ("truncated-frame", "frame-limit")]
+
+
+def resync(stream: bytes, limit: int = 1 << 18) -> int | None:
+    """Find the first whole payload frame of a stream captured after its connection began.
+
+    Looks just before each ``akka.tcp://flink@`` / ``pekko.tcp://flink@`` string (a recipient
+    path sits a few bytes after its frame's start) for an offset from which the frames walk
+    cleanly: a payload frame, then another frame or the end of the bytes. Returns that offset,
+    or None.
+    """
+    end = min(len(stream), limit)
+    for tries, match in enumerate(_FLINK_PATH.finditer(stream, 0, end)):
+        if tries >= 32:
+            break
+        at = match.start()
+        for start in range(max(0, at - 64), at - 8):
+            if stream[start + 4] != 0x0A:
+                continue
+            length = struct.unpack_from(">I", stream, start)[0]
+            if not 8 <= length <= MAX_FRAME or start + 4 + length <= at:
+                continue
+            frames: list[dict] = []
+            anomalies: list[dict] = []
+            _frames(stream, "c2s", 3, frames, anomalies, start)
+            clean = [a for a in anomalies if a["kind"] not in ("truncated-frame", "frame-limit")]
+            if frames and frames[0]["kind"] == "payload" and frames[0].get("recipient") \
+                    and not clean and not any(f.get("error") for f in frames):
+                return start
+    return None
+
+
+def _origin_from_paths(frames: list[dict], direction: str) -> dict | None:
+    """The actor system a direction's messages are addressed to, read from recipient paths."""
+    for frame in frames:
+        if frame["direction"] != direction or not frame.get("recipient"):
+            continue
+        match = re.match(r"(?:akka|pekko)(?:\.ssl)?\.tcp://([\w-]+)@(\[[^\]]+\]|[^:/]+):(\d+)",
+                         frame["recipient"])
+        if match and match.group(1) in FLINK_SYSTEMS:
+            return {"system": match.group(1), "host": match.group(2).strip("[]"),
+                    "port": int(match.group(3)), "uid": None, "transport": None,
+                    "from": "actor paths"}
+    return None
 
 
 def _associate(stream: bytes) -> dict | None:
@@ -381,7 +450,9 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
     """Recognize a Flink Akka/Pekko association from the ASSOCIATE frame of either side.
 
     Returns None unless a direction starts with an ASSOCIATE of actor system ``flink`` or
-    ``flink-metrics``. Otherwise a dict with role ("rpc", or "metrics-rpc" for flink-metrics:
+    ``flink-metrics``, or (a capture that began after the association) frames can be
+    resynchronized on a ``pekko.tcp://flink@`` recipient path; then `mid_stream` is True and
+    the origins are read from recipient paths (uid None). Otherwise a dict with role ("rpc", or "metrics-rpc" for flink-metrics:
     whether the server is a JobManager or a TaskManager is not in the handshake), evidence,
     system, advertised_host/advertised_port/uid (the server's origin when it answered, else the
     client's; `advertised_side` says which), client_origin, server_origin, rpc_library ("akka",
@@ -392,8 +463,18 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
     s2c = bytes(s2c or b"")
     client = _associate(c2s)
     server = _associate(s2c)
-    if client is None and server is None:
-        return None
+    frames = None
+    mid_stream = client is None and server is None
+    if mid_stream:
+        # Captured after the association began: recipients of the client's messages live on
+        # the server, and the other way round.
+        if resync(c2s) is None and resync(s2c) is None:
+            return None
+        frames = decode(c2s, s2c, max_frames=2000)
+        server = _origin_from_paths(frames, "c2s")
+        client = _origin_from_paths(frames, "s2c")
+        if client is None and server is None:
+            return None
     origin, side = (server, "server") if server else (client, "client")
     system = origin["system"]
     role = "metrics-rpc" if system == "flink-metrics" else "rpc"
@@ -406,11 +487,14 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
             break
 
     seen = []
+    what = "messages to" if mid_stream else "ASSOCIATE"
     if client:
-        seen.append(f"client ASSOCIATE {client['system']}@{client['host']}:{client['port']}")
+        seen.append(f"client {what} {client['system']}@{client['host']}:{client['port']}")
     if server:
-        seen.append(f"server ASSOCIATE {server['system']}@{server['host']}:{server['port']}")
+        seen.append(f"server {what} {server['system']}@{server['host']}:{server['port']}")
     evidence = "Akka/Pekko classic remoting: " + ", ".join(seen)
+    if mid_stream:
+        evidence += " (no handshake captured; frames resynchronized mid-stream)"
     if library:
         evidence += f"; {library}.tcp:// actor paths"
 
@@ -425,8 +509,10 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
         "client_origin": client,
         "server_origin": server,
         "rpc_library": library,
+        "mid_stream": mid_stream,
     }
-    frames = decode(c2s, s2c, max_frames=2000)
+    if frames is None:
+        frames = decode(c2s, s2c, max_frames=2000)
     for direction in ("c2s", "s2c"):
         endpoints: list[str] = []
         methods: list[str] = []

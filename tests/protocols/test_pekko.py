@@ -255,3 +255,41 @@ def test_empty_frame_ends_a_real_association():
     frames = pekko.decode(bytes.fromhex("0000000412020804" "00000000"), b"")
     assert [f["kind"] for f in frames] == ["disassociate", "empty"]
     assert frames.anomalies == []
+
+
+def test_mid_stream_capture_is_resynchronized():
+    recipient = b"pekko.tcp://flink@192.0.2.10:6123/user/rpc/resourcemanager_0#1"
+    body = method_invocation(b"ResourceManagerGateway", b"sendSlotReport")
+    frame = envelope(recipient, b"", body)
+    reply = envelope(b"pekko.tcp://flink@192.0.2.11:6122/user/rpc/taskmanager_0#2", b"",
+                     method_invocation(b"TaskExecutorGateway", b"requestSlot"))
+    # The capture starts 20 bytes into a frame, in both directions.
+    c2s = frame[20:] + frame + frame
+    s2c = reply[20:] + reply
+    assert pekko.resync(c2s) == len(frame) - 20
+    found = pekko.detect(c2s, s2c)
+    assert found["mid_stream"] is True and found["role"] == "rpc"
+    assert found["server_origin"]["host"] == "192.0.2.10"
+    assert found["server_origin"]["port"] == 6123
+    assert found["client_origin"]["port"] == 6122
+    assert found["c2s_methods"] == ["ResourceManagerGateway.sendSlotReport"]
+    assert "no handshake captured" in found["evidence"]
+    frames = pekko.decode(c2s, b"")
+    assert [f["offset"] for f in frames] == [len(frame) - 20, 2 * len(frame) - 20]
+    assert frames.anomalies[0]["kind"] == "mid-stream"
+
+
+def test_actor_path_text_alone_is_not_rpc():
+    # A REST answer or a ZooKeeper znode can quote an actor path without being remoting.
+    text = b'{"path":"pekko.tcp://flink@192.0.2.11:6122/user/rpc/taskmanager_0"}'
+    assert pekko.resync(text) is None
+    assert pekko.detect(text, b"") is None
+
+
+def test_lab_stream_cut_anywhere_is_still_recognized():
+    (c2s, s2c), *_ = streams_of_role("s1-plaintext", "jobmanager-rpc")
+    for cut in (1, 777, 5000, 20011):
+        found = pekko.detect(c2s[cut:], s2c[cut:])
+        assert found["role"] == "rpc" and found["mid_stream"]
+        assert found["server_origin"]["host"] == "192.0.2.10"
+        assert found["server_origin"]["port"] == 6123
