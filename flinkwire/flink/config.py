@@ -239,7 +239,7 @@ class FlinkConfig:
         return settings
 
     def secrets(self, version: str | None = None) -> list[tuple[str, Any]]:
-        """Return (key, value) pairs whose key Flink treats as sensitive (newest list by default)."""
+        """Return (key, value) pairs whose key Flink treats as sensitive (newest list if None)."""
         return [(key, value) for key, value in self.values.items()
                 if knowledge.is_sensitive_key(key, version) and value not in (None, "")]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 
+from flinkwire.protocols.blob import list_zip
 from flinkwire.protocols.pekko import FrameList, java_class_names
 
 log = logging.getLogger(__name__)
@@ -240,8 +241,6 @@ def _multipart(message: dict, anomalies: list) -> None:
                 part["content_type"] = text
         data = body[head[1]:data_end]
         if data.startswith(b"PK\x03\x04"):
-            from flinkwire.protocols.blob import list_zip  # sibling parser, same layer
-
             part["content_kind"] = "zip"
             facts, zip_anomalies = list_zip(data, message["direction"],
                                             message["body_offset"] + head[1])

@@ -62,7 +62,7 @@ class FrameList(list):
 
 
 def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
-    """Read a protobuf base-128 varint at `pos`; return (value, next pos) or None if cut/overlong."""
+    """Read a protobuf varint at `pos`; return (value, next pos), or None if cut or overlong."""
     value = 0
     shift = 0
     for i in range(pos, min(end, pos + 10)):
@@ -452,8 +452,8 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
     Returns None unless a direction starts with an ASSOCIATE of actor system ``flink`` or
     ``flink-metrics``, or (a capture that began after the association) frames can be
     resynchronized on a ``pekko.tcp://flink@`` recipient path; then `mid_stream` is True and
-    the origins are read from recipient paths (uid None). Otherwise a dict with role ("rpc", or "metrics-rpc" for flink-metrics:
-    whether the server is a JobManager or a TaskManager is not in the handshake), evidence,
+    the origins are read from recipient paths (uid None). Otherwise a dict with role ("rpc",
+    or "metrics-rpc" for flink-metrics: whether the server is a JobManager or a TaskManager is not in the handshake), evidence,
     system, advertised_host/advertised_port/uid (the server's origin when it answered, else the
     client's; `advertised_side` says which), client_origin, server_origin, rpc_library ("akka",
     "pekko" or None, from actor-path URLs later in the stream), and the actor endpoints and RPC

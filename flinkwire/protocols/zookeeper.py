@@ -51,7 +51,7 @@ def _connect_request(stream: bytes) -> dict | None:
     if protocol != 0 or length not in (44, 45) or passwd_len != 16 or timeout < 0:
         return None
     return {"protocol_version": protocol, "last_zxid": last_zxid, "timeout_ms": timeout,
-            "session_id": f"{session:016x}" if session >= 0 else f"{session & (2**64 - 1):016x}",
+            "session_id": f"{session & (2**64 - 1):016x}",
             "read_only": bool(stream[48]) if length == 45 and len(stream) > 48 else None}
 
 

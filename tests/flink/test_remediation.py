@@ -27,7 +27,8 @@ def test_rest_plaintext_and_secrets():
     assert "security.ssl.rest.enabled: true" in text
     assert "security.ssl.rest.authentication-enabled: true" in text
     secret = remedy("rest", "password")
-    assert "security.ssl.rest.enabled: true" in secret and secret.endswith("rotate the exposed password")
+    assert "security.ssl.rest.enabled: true" in secret
+    assert secret.endswith("rotate the exposed password")
 
 
 @pytest.mark.parametrize("role", ["queryable-state", "collect-sink", "metrics-reporter"])

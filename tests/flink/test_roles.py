@@ -99,7 +99,8 @@ def test_refine_tls_between_taskmanagers_is_data():
              flow("M", "192.0.2.11", 6125, "192.0.2.10", "unknown",
                   "TLS, no signature, port not configured", verdict="tls")]
     _, _, data, metrics = refine_roles(flows)
-    assert data["role"] == "data" and "TaskManagers 192.0.2.12 and 192.0.2.11" in data["evidence"][0]
+    assert data["role"] == "data"
+    assert "TaskManagers 192.0.2.12 and 192.0.2.11" in data["evidence"][0]
     assert metrics["role"] == "unknown" and "metric query service" in metrics["evidence"][-1]
 
 

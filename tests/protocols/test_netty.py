@@ -15,7 +15,8 @@ from flinkwire.protocols import netty
 MAGIC = bytes.fromhex("badc0ffe")
 RECEIVER = bytes.fromhex("00112233445566778899aabbccddeeff")
 # Seen on the wire ([PCAP 2.3.0] and [PCAP 1.17.2]).
-RECORD_BRAVO = bytes.fromhex("00000024" "00" "8000000000000000" "1b") + b"bravo password=hunter2 two"
+RECORD_BRAVO = (bytes.fromhex("00000024" "00" "8000000000000000" "1b")
+                + b"bravo password=hunter2 two")
 RECORD_ALPHA = bytes.fromhex("0000001d" "01" "1c") + b"alpha SECRET-TOKEN-1234 one"
 
 

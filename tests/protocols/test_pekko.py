@@ -30,7 +30,8 @@ def field(number, payload):
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
-def associate(system=b"flink", host=b"127.0.0.1", port=40000, uid=b"\x01\x02\x03\x04\xff\xff\xff\xff"):
+def associate(system=b"flink", host=b"127.0.0.1", port=40000,
+              uid=b"\x01\x02\x03\x04\xff\xff\xff\xff"):
     address = field(1, system) + field(2, host) + b"\x18" + varint(port) + field(4, b"tcp")
     handshake = field(1, address) + b"\x11" + uid
     control = b"\x08\x01" + field(2, handshake)

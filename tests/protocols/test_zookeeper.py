@@ -30,7 +30,8 @@ def test_connect_and_flink_znodes():
            + path_request(2, 12, b"/flink/default/jobs")
            + packet(struct.pack(">iii", -4, 100, 0) + struct.pack(">i", 6) + b"digest"
                     + struct.pack(">i", 10) + b"user:secret"[:10]))
-    leader = b"\xac\xed\x00\x05w\x3b\x00\x39pekko.tcp://flink@192.0.2.10:6123/user/rpc/resourcemanager_0"
+    leader = (b"\xac\xed\x00\x05w\x3b\x00\x39"
+              b"pekko.tcp://flink@192.0.2.10:6123/user/rpc/resourcemanager_0")
     s2c = connect_response() + packet(struct.pack(">iqi", 1, 5, 0) + struct.pack(">i", len(leader))
                                       + leader)
     found = zookeeper.detect(c2s, s2c)
