@@ -215,6 +215,8 @@ _TOKEN_IN_TEXT = re.compile(
     r"|glpat-|xox[abprs]-|npm_|hf_)"
     r"[A-Za-z0-9_\-]{6,256}+(?![A-Za-z0-9_\-])"
 )
+# Literal parts of the prefixes above, for a cheap test before the pattern runs.
+_TOKEN_PREFIXES = ("tok_", "key_", "sk_", "rk_", "gh", "glpat-", "xox", "npm_", "hf_")
 _AWS_KEY = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])")
 _JWT = re.compile(
     r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,4096}+\.eyJ[A-Za-z0-9_\-]{2,16384}+"
@@ -255,6 +257,10 @@ _IDENT_RUN = re.compile(r"[A-Za-z0-9_.\-]*")
 _MAX_KEY = 128
 _PASSWORD_WORDS = ("password", "passwd", "passphrase")
 _PASSWORD_PARTS = {"pass", "pwd", "pw", "passwd", "password"}
+# Credentials Flink does not mask but that are half of one (s3.access-key,
+# fs.s3a.access.key) or a whole one under another name.
+_EXTRA_KEY_WORDS = ("access-key", "access_key", "accesskey", "access.key", "private-key",
+                    "private_key", "privatekey", "credential")
 # Keys that name a setting about a secret rather than the secret itself.
 _NOT_SECRET_PARTS = {
     "enabled", "enable", "type", "types", "provider", "providers", "timeout", "ttl",
@@ -268,18 +274,21 @@ _SPACES = " \t"
 # Per-call budgets for the two scanners that do Python work per candidate; only
 # input made of nothing but keywords or digit groups reaches them (a megabyte of
 # `password=`), and stopping there is logged.
-_MAX_KEY_HITS = 100_000
-_MAX_CARD_TOKENS = 100_000
+_MAX_KEY_HITS = 50_000
+_MAX_CARD_TOKENS = 50_000
 
 
 @functools.lru_cache(maxsize=32)
 def _key_hit_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
     # Matched against a lower-cased copy: an IGNORECASE alternation is ~50x slower.
-    words = sorted(set(keys) | {"pass", "pwd"}, key=len, reverse=True)
+    words = sorted(set(keys) | set(_EXTRA_KEY_WORDS) | {"pass", "pwd"}, key=len, reverse=True)
     return re.compile("|".join(re.escape(w) for w in words))
 
 
 _KEY_PARTS = re.compile(r"[._\-]")
+# A serialized class descriptor writes a field name and then its type as a
+# TC_STRING (`fencingToken` + `Ljava/io/Serializable;`), which reads like a map entry.
+_JVM_DESCRIPTOR = re.compile(r"\[{0,255}+(?:[BCDFIJSZ]|L[A-Za-z0-9_$/]{1,256}+;)")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -288,7 +297,7 @@ def _key_qualifies(key: str, keys: tuple[str, ...]) -> bool:
     parts = [p for p in _KEY_PARTS.split(lowered) if p]
     if not parts or parts[-1] in _NOT_SECRET_PARTS:
         return False
-    if any(k in lowered for k in keys):
+    if any(k in lowered for k in keys) or any(k in lowered for k in _EXTRA_KEY_WORDS):
         return True
     return any(p in _PASSWORD_PARTS for p in parts)
 
@@ -351,9 +360,13 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
         value = _value_after_key(text, start, end)
         if value is None:
             continue
-        if not value.quoted:
+        if not value.quoted or value.form == "binary":
+            # A length-prefixed value is one string: a keyword inside it (the
+            # value of db.password may well contain "pass") is no key of its own.
             skip_until = value.end
         if _is_placeholder(value.text):
+            continue
+        if value.form == "binary" and _JVM_DESCRIPTOR.fullmatch(value.text):
             continue
         if value.key_end != end:
             key_start, key = _clean_key(text, start, value.key_end)
@@ -381,15 +394,19 @@ def _clean_key(text: str, start: int, end: int) -> tuple[int, str]:
 def _key_context(key: str, form: str) -> str:
     if form in ("binary", "rest") or "." in key:
         return f"key {key}"
+    if form == "arg":
+        return f"--{key}"
     if form == "json":
         return f'"{key}":'
     return f"{key}{form}"
 
 
 _REST_VALUE = re.compile(r',[ \t]{0,3}"value"[ \t]{0,3}:[ \t]{0,3}"')
+_NEXT_STRING = re.compile(r',[ \t]{0,3}"')
 _STOP = {
     "=": frozenset(" \t\r\n&;,\"'<>|\x00"),
     "json": frozenset(" \t\r\n,}]\"\x00"),
+    "arg": frozenset(" \t\r\n\"'\x00"),
 }
 
 
@@ -404,16 +421,32 @@ def _value_after_key(text: str, start: int, end: int) -> _Value | None:
     if position >= length:
         return None
     separator = text[position]
+    # A program argument (`--db.password s3cr3t`) sets the next word, and in the
+    # REST run request the next string of programArgsList.
+    dashed = text[start] == "-"
 
     if quote == '"' and separator == ",":
         # Flink's REST config listing: {"key":"<name>","value":"<value>"}
         rest = _REST_VALUE.match(text, position)
-        if rest is None:
-            return None
-        quoted = _quoted(text, rest.end() - 1)
-        if quoted is None:
-            return None
-        return _Value(*quoted, "rest", True, end)
+        if rest is not None:
+            quoted = _quoted(text, rest.end() - 1)
+            return None if quoted is None else _Value(*quoted, "rest", True, end)
+        argument = _NEXT_STRING.match(text, position) if dashed else None
+        if argument is not None:
+            quoted = _quoted(text, argument.end() - 1)
+            if quoted is not None and not quoted[2].startswith("-"):
+                return _Value(*quoted, "arg", True, end)
+        return None
+
+    if dashed and not quote and separator not in "=:\"'" and position > end:
+        value_end = position
+        limit = min(length, position + MAX_VALUE)
+        while value_end < limit and text[value_end] not in _STOP["arg"]:
+            value_end += 1
+        value = text[position:value_end]
+        if value and not value.startswith("-"):
+            return _Value(position, value_end, value, "arg", False, end)
+        return None
 
     if separator not in "=:":
         return _binary_value(text, start, end)
@@ -705,14 +738,41 @@ _PEM_END = re.compile(r"-----END (?:[A-Z0-9]{1,16}+ ){0,3}PRIVATE KEY(?: BLOCK)?
 _PEM_MAX = 65536
 
 
+def _declared_end(text: str, start: int, end: int) -> int:
+    """`end`, or the shorter end that a string length prefix right before `start` declares.
+
+    In Java serialization the next item's type code (`t` for TC_STRING, `q`, `x`,
+    ...) is a letter, so a pattern runs on past the end of the string it is in;
+    a prefix is believed only in binary surroundings (a NUL high byte, or a
+    control character that is not tab or line end).
+    """
+    if start >= 2 and text[start - 2] == "\x00":
+        declared = ord(text[start - 1])
+        if 0 < declared < end - start:
+            return start + declared
+    if start >= 1:
+        prefix = ord(text[start - 1])
+        if 2 <= prefix < 0x20 and prefix not in (9, 10, 13) and 0 < prefix - 1 < end - start:
+            return start + prefix - 1
+    return end
+
+
+def _shape(pattern: re.Pattern[str], text: str, kind: str, context: str) -> Iterator[Secret]:
+    for match in pattern.finditer(text):
+        start = match.start()
+        end = _declared_end(text, start, match.end())
+        value = text[start:end]
+        if end == match.end() or pattern.fullmatch(text, start, end):
+            yield Secret(kind, value, start, context, end=end)
+
+
 def _scan_shapes(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
-    for match in _TOKEN_IN_TEXT.finditer(text):
-        yield Secret("token", match.group(), match.start(), "token prefix", end=match.end())
-    for match in _AWS_KEY.finditer(text) if "AKIA" in text or "ASIA" in text else ():
-        yield Secret("aws-access-key", match.group(), match.start(), "AWS access key id",
-                     end=match.end())
-    for match in _JWT.finditer(text) if "eyJ" in text else ():
-        yield Secret("jwt", match.group(), match.start(), "JWT", end=match.end())
+    if any(prefix in text for prefix in _TOKEN_PREFIXES):
+        yield from _shape(_TOKEN_IN_TEXT, text, "token", "token prefix")
+    if "AKIA" in text or "ASIA" in text:
+        yield from _shape(_AWS_KEY, text, "aws-access-key", "AWS access key id")
+    if "eyJ" in text:
+        yield from _shape(_JWT, text, "jwt", "JWT")
     position = 0
     while True:
         begin = _PEM_BEGIN.search(text, position)
@@ -736,8 +796,13 @@ _EMAIL = re.compile(
 
 def _scan_emails(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
     for match in _EMAIL.finditer(text) if "@" in text else ():
-        local, domain = match.group(1), match.group(2)
         start = match.start()
+        end = _declared_end(text, start, match.end())
+        if end != match.end():
+            match = _EMAIL.fullmatch(text, start, end)
+            if match is None:
+                continue
+        local, domain = match.group(1), match.group(2)
         # scheme://user@host is a URL's authority, e.g. pekko.tcp://flink@host:6123
         if text[max(0, start - 2):start] == "//":
             continue
@@ -828,7 +893,9 @@ def _card_window(tokens: list[tuple[int, str]], sizes: list[int], index: int) ->
         if groups in _CARD_GROUPS and luhn_valid(token.replace("-", "")):
             return 1
         return 0
-    if 13 <= sizes[index] <= 19:
+    if 13 <= sizes[index] <= 16:
+        # Ungrouped 17-19 digit numbers are far more often Java longs (ids,
+        # sequence numbers near 2**62) than the rare 19-digit cards.
         return 1 if luhn_valid(token) else 0
     for width in (5, 4, 3):
         groups = tuple(sizes[index:index + width])

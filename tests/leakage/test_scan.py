@@ -173,6 +173,53 @@ def test_pop3_pass_is_labelled_pop3():
     assert [f.context for f in findings if f.kind == "password"] == ["POP3 PASS"]
 
 
+# --- excerpts of the real Flink lab captures (captures/README.md) -----------------------
+
+LAB = json.loads((DATA / "lab.json").read_text())
+
+
+def injected_literals(excerpt: dict) -> set[str]:
+    """The injected values a scanner should report: the part after `password=`, no names."""
+    wanted = set()
+    for value in excerpt["injected_present"]:
+        if value.startswith("password="):
+            value = value.split("=", 1)[1]
+        if " " not in value:  # the person names are readable, but no secret kind
+            wanted.add(value)
+    return wanted
+
+
+@pytest.mark.parametrize("name", sorted(LAB))
+def test_lab_excerpts_are_the_recorded_ones(name):
+    data = (DATA / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == LAB[name]["sha256"]
+
+
+@pytest.mark.parametrize("name", sorted(LAB))
+def test_lab_excerpt_findings_are_exactly_the_injected_values(name):
+    # both ways: every injected value in the excerpt is found, and nothing else is
+    found = values(find_secrets((DATA / name).read_bytes()))
+    assert found == injected_literals(LAB[name])
+
+
+def test_lab_rpc_deployment_reads_the_serialized_config():
+    name = next(n for n in LAB if n.startswith("lab-s1-") and "jobmanager-rpc.s2c" in n)
+    findings = {f.value: f for f in find_secrets((DATA / name).read_bytes())}
+    assert findings["fake-s3-secret-key-Qm9vLzEyMw"].context == "key s3.secret-key"
+    assert findings["AKIAFAKEEXAMPLE0LAB01"].context == "key s3.access-key"
+    assert findings["s3cr3t-fake-db-pass-7Q2x"].kind == "password"
+    assert findings["tok_live_fake_jobparam_9Zy8Xw7V"].context == "key payments.api-key"
+
+
+def test_lab_rest_masks_differ_by_version():
+    # /jobs/<id>/config: 2.3 masks payments.api-key, 1.20 has no "api-key" substring yet
+    new = next(n for n in LAB if n.startswith("lab-s1-") and n.endswith("-17-rest.s2c.0.bin"))
+    old = next(n for n in LAB if n.startswith("lab-s6-") and n.endswith("-17-rest.s2c.0.bin"))
+    assert b"******" in (DATA / new).read_bytes()
+    assert "tok_live_fake_jobparam_9Zy8Xw7V" not in values(find_secrets((DATA / new).read_bytes()))
+    assert "tok_live_fake_jobparam_9Zy8Xw7V" in values(find_secrets((DATA / old).read_bytes()))
+
+
 # --- readable runs -------------------------------------------------------------------
 
 
@@ -302,6 +349,19 @@ def test_sql_gateway_create_table_options():
     assert sql[finding.offset:finding.end] == b"jdbc-Secret-1"
 
 
+def test_program_arguments_on_a_command_line_and_in_the_rest_run_request():
+    cli = b"flink run job.jar --db.password s3cr3t-1 --verbose --password pw-two --x -y"
+    assert [(f.value, f.context) for f in find_secrets(cli)] == [
+        ("s3cr3t-1", "key db.password"), ("pw-two", "--password")]
+    body = b'{"programArgsList": ["--db.password", "s3cr3t-2", "--token", "--next", "x"]}'
+    assert [(f.value, f.context) for f in find_secrets(body)] == [("s3cr3t-2", "key db.password")]
+
+
+def test_access_keys_flink_does_not_mask_are_found():
+    data = b"s3.access-key: AKIAFAKEEXAMPLE0LAB01\nfs.s3a.access.key: minio-user\n"
+    assert values(find_secrets(data)) == {"AKIAFAKEEXAMPLE0LAB01", "minio-user"}
+
+
 def test_url_encoded_value_is_decoded_and_span_covers_the_wire_form():
     data = b"username=ops&password=a%21b%20c+d&otp=1"
     finding = only(data)
@@ -356,6 +416,30 @@ def test_write_utf_pair():
             + b"\x00\x00")
     finding = only(data)
     assert (finding.value, finding.context) == ("Utf-Pass1", "key api.password")
+
+
+def test_class_descriptor_fields_are_not_map_entries():
+    # ObjectStreamClass field: type code, writeUTF name, TC_STRING type signature
+    data = (b"sr\x00\x10RemoteFencedMsg" + b"\x00" * 8 + b"\x02\x00\x02"
+            + b"L\x00\x0cfencingToken" + java_string("Ljava/io/Serializable;")
+            + b"[\x00\x0dinitialTokens" + java_string("[B") + b"xp")
+    assert find_secrets(data) == []
+
+
+def test_strings_cut_at_their_declared_length():
+    # the `t` of the next TC_STRING must not become part of an e-mail or a token
+    data = (java_string("ops.contact") + java_string("oncall-fake@example.net")
+            + java_string("note") + java_string("tok_live_fake_jobparam_9Zy8Xw7V")
+            + java_string("x"))
+    assert sorted(values(find_secrets(data))) == [
+        "oncall-fake@example.net", "tok_live_fake_jobparam_9Zy8Xw7V"]
+
+
+def test_a_serialized_value_containing_a_keyword_is_not_a_key():
+    data = (java_string("db.password") + java_string("my-pass-word")
+            + java_string("records.delay-ms") + java_string("100"))
+    assert [(f.value, f.context) for f in find_secrets(data)] == [
+        ("my-pass-word", "key db.password")]
 
 
 def test_data_plane_record_string():
@@ -516,6 +600,8 @@ def test_luhn():
 
 @pytest.mark.parametrize("data, digits", [
     (b"card 4111111111111111 exp", "4111111111111111"),
+    (b"card=6011111111111117;seq=1", "6011111111111117"),
+    (b"4111 1111 1111 1111 110", "4111111111111111110"),
     (b"card=4111-1111-1111-1111;", "4111111111111111"),
     (b"amex 3782 822463 10005.", "378282246310005"),
     (b"[5555 5555 5555 4444]", "5555555555554444"),
@@ -543,6 +629,8 @@ def test_cards_standing_alone(data, digits):
     b"0000000000000000",
     b"4111-1111-11111111",  # dashes not in card groups
     b"2024-01-15 4111",
+    b"seq=4611686018427387942;",  # a Java long near 2**62 that passes Luhn
+    b"4111111111111111110",  # 19 digits, Luhn-valid, but ungrouped
 ])
 def test_not_cards(data):
     assert [f for f in find_secrets(data) if f.kind == "card-number"] == []

@@ -17,6 +17,8 @@ import sys
 
 CORPUS = pathlib.Path("/work/shared/corpus")
 HERE = pathlib.Path(__file__).resolve().parent
+LAB = HERE.parent.parent.parent / "captures"
+LAB_SCENARIOS = ("s1-plaintext", "s6-plaintext-flink-1.20")
 
 # peer id -> flow index in manifest.json whose credentials the tests check
 PEER_FLOWS = {
@@ -109,8 +111,65 @@ def main() -> int:
         }
         written += 2
     (HERE / "peers.json").write_text(json.dumps(peers, indent=1, sort_keys=True) + "\n")
+    written += lab_excerpts()
     print(f"wrote {written} stream files")
     return 0
+
+
+def lab_excerpts() -> int:
+    """Excerpts of the real Flink lab captures (captures/, README there) and lab.json.
+
+    Whole REST exchanges that carry or mask the job parameters and config, the
+    start of a data-plane stream, windows of the JobManager RPC stream around
+    the deployed config and a checkpoint acknowledgement, and the start of a
+    metrics-RPC and a blob stream (which hold no injected value: they test that
+    nothing is reported from them). lab.json lists, per excerpt, where it was
+    cut from (with the hash of the whole stream) and which injected values occur
+    in it literally.
+    """
+    excerpts = {}
+    written = 0
+    for scenario in LAB_SCENARIOS:
+        truth = json.loads((LAB / f"{scenario}.truth.json").read_text())
+        capture = LAB / truth["capture"]
+        injected = [i["value"] for i in truth["injected"]]
+        taken = set()
+        for index, connection in enumerate(truth["connections"]):
+            role = connection["server_role"]
+            node0, sent0, node1, sent1 = follow(capture, f"{connection['client']},{connection['server']}")
+            c2s, s2c = (sent0, sent1) if node0 == connection["client"] else (sent1, sent0)
+            for direction, data in (("c2s", c2s), ("s2c", s2c)):
+                windows = []
+                if role == "rest" and (b"/run HTTP" in c2s or b"/config HTTP" in c2s):
+                    windows.append((0, len(data)))
+                elif role == "data" and role not in taken and len(data) > 8192:
+                    windows.append((0, 12288))
+                elif role == "jobmanager-rpc" and role not in taken:
+                    for marker, before, after in ((b"s3.secret-key", 2048, 4096),
+                                                  (b"password=hunter2-fake", 1024, 1024)):
+                        at = data.find(marker)
+                        if at >= 0:
+                            windows.append((max(0, at - before), at + after))
+                elif role in ("metrics-rpc", "blob") and role not in taken and direction == "s2c":
+                    windows.append((0, 6144))
+                for start, end in windows:
+                    piece = data[start:end]
+                    name = f"lab-{scenario}-{index:02d}-{role}.{direction}.{start}.bin"
+                    (HERE / name).write_bytes(piece)
+                    written += 1
+                    excerpts[name] = {
+                        "scenario": scenario, "connection": index, "role": role,
+                        "client": connection["client"], "server": connection["server"],
+                        "direction": direction, "start": start, "length": len(piece),
+                        "stream_sha256": hashlib.sha256(data).hexdigest(),
+                        "sha256": hashlib.sha256(piece).hexdigest(),
+                        "injected_present": [v for v in injected if v.encode() in piece],
+                    }
+            if any(e["role"] == role and e["scenario"] == scenario for e in excerpts.values()):
+                if role != "rest":
+                    taken.add(role)
+    (HERE / "lab.json").write_text(json.dumps(excerpts, indent=1, sort_keys=True) + "\n")
+    return written
 
 
 if __name__ == "__main__":
