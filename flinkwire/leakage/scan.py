@@ -19,8 +19,11 @@ logged and skipped.
 
 Limits: a secret is found only in forms listed in `find_secrets`; values longer
 than the bounds below (512 characters for most values) are cut; a card number is
-found only when it stands alone as its own number, so cards written inside a
-longer digit sequence are missed on purpose.
+found only when it stands alone as its own number (and, without group
+separators, has at most 16 digits), so cards inside a longer digit sequence are
+missed on purpose. Input made of nothing but keywords or digit groups (50 000
+candidates without a finding) stops the scanners concerned early, with a
+warning, so a hostile stream cannot buy unbounded Python work.
 """
 
 import base64
@@ -64,8 +67,9 @@ def readable_runs(data: bytes, min_len: int = 8, max_runs: int = 10_000) -> list
     Returns (offset in `data`, text) pairs in offset order, at most `max_runs` of
     them. A run longer than 512 characters is split into pieces of about that
     size (384 to 640 characters), at a whitespace or separator near the end of
-    each piece where there is one. Flink writes ASCII strings nearly byte for byte (writeUTF, StringValue,
-    JSON), so these runs are what a reader of a binary Flink channel sees.
+    each piece where there is one. Flink writes ASCII strings nearly byte for
+    byte (writeUTF, StringValue, JSON), so these runs are what a reader of a
+    binary Flink channel sees.
     Returns an empty list for input that is not bytes-like.
     """
     buffer = _as_bytes(data)
@@ -124,7 +128,8 @@ class Secret:
 
     `value` is the secret itself (decoded where the wire form is encoded, e.g.
     the password inside `Authorization: Basic`); `offset` and `end` delimit its
-    wire form in the scanned data, which is what a redactor must mask.
+    wire form in the scanned data, which is what a redactor must mask: use
+    `span`, since the wire form can be longer than the value (base64, %-escapes).
     """
 
     kind: str
@@ -149,10 +154,12 @@ def find_secrets(
 ) -> list[Secret]:
     """Secrets readable in `data`, in offset order, at most `max_findings`.
 
-    Found: `key=value`, `key: value`, JSON `"key": "value"` and Flink's REST
-    `{"key": ..., "value": ...}` for any key whose lower-cased name contains one of
-    `sensitive_keys` (or is a password synonym such as passwd/pwd/pass), also when
-    key and value are Java-serialized or writeUTF/StringValue strings; FTP/POP3
+    Found: `key=value`, `key: value`, JSON `"key": "value"`, Flink's REST
+    `{"key": ..., "value": ...}` and program arguments (`--key value`, also as
+    the strings of a REST programArgsList) for any key whose lower-cased name
+    contains one of `sensitive_keys`, a password synonym (passwd, pwd, pass) or an
+    access/private key or credential word, also when key and value are
+    Java-serialized, writeUTF or StringValue strings; FTP/POP3
     USER+PASS, IMAP LOGIN, AUTH PLAIN / AUTH LOGIN; HTTP Authorization (Basic is
     decoded to user and password, split at the first colon), Cookie and
     Set-Cookie values; tokens with well-known prefixes, AWS access key ids, JWTs,
@@ -170,26 +177,25 @@ def find_secrets(
     lowered = text.lower()
     keys = _normalise_keys(sensitive_keys)
 
-    found: dict[tuple[int, int, str], tuple[int, Secret]] = {}
-    for priority, scanner in enumerate(_SCANNERS):
+    found: dict[tuple[int, int, str], Secret] = {}
+    for scanner in _SCANNERS:
         try:
             count = 0
             for secret in scanner(text, lowered, keys):
-                span = secret.span
-                slot = (span[0], span[1], secret.value)
-                # The same wire span found twice keeps the finding of the scanner
-                # listed first: carriers (key=, FTP PASS, ...) say more than shapes.
+                slot = (*secret.span, secret.value)
+                # The same value on the same wire span keeps the finding of the
+                # scanner listed first: carriers (key=, FTP PASS, Authorization)
+                # say more about it than shapes (a token prefix) do.
                 if slot not in found:
-                    found[slot] = (priority, secret)
+                    found[slot] = secret
                     count += 1
                 if count >= max_findings:
                     break
-        except Exception:  # a scanner bug must not cost the other findings
-            log.exception("secret scanner %s failed; its findings are skipped",
+        except Exception:  # a scanner bug must not cost the other scanners' findings
+            log.exception("secret scanner %s failed; its later findings are lost",
                           scanner.__name__)
 
-    ordered = sorted((secret for _, secret in found.values()),
-                     key=lambda s: (s.offset, s.span[1], s.kind, s.value))
+    ordered = sorted(found.values(), key=lambda s: (s.offset, s.span[1], s.kind, s.value))
     return ordered[:max_findings]
 
 
@@ -321,7 +327,7 @@ class _Value(NamedTuple):
     start: int
     end: int
     text: str
-    form: str       # "=", ":", "json", "rest" or "binary": how the key set it
+    form: str       # "=", ":", "json", "rest", "arg" or "binary": how the key set it
     quoted: bool
     key_end: int
 
@@ -354,7 +360,7 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
             # An identifier too long to be a key; `position` already skips all of it.
             continue
 
-        key_start, key = _clean_key(text, start, end)
+        key = _clean_key(text, start, end)
         if not key or not _key_qualifies(key, keys):
             continue
         value = _value_after_key(text, start, end)
@@ -369,7 +375,7 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
         if value.form == "binary" and _JVM_DESCRIPTOR.fullmatch(value.text):
             continue
         if value.key_end != end:
-            key_start, key = _clean_key(text, start, value.key_end)
+            key = _clean_key(text, start, value.key_end)
         yield Secret(
             kind=_shape_kind(value.text, _key_kind(key)),
             value=value.text,
@@ -379,8 +385,8 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
         )
 
 
-def _clean_key(text: str, start: int, end: int) -> tuple[int, str]:
-    """Start and text of the key proper: without CLI dashes and the -D of a JVM property."""
+def _clean_key(text: str, start: int, end: int) -> str:
+    """The key proper: without the dashes of an option and the -D of a JVM property."""
     key_start = start
     while key_start < end and text[key_start] == "-":
         key_start += 1
@@ -388,7 +394,7 @@ def _clean_key(text: str, start: int, end: int) -> tuple[int, str]:
         key_start += 1
     while end > key_start and text[end - 1] in ".-":
         end -= 1
-    return key_start, text[key_start:end]
+    return text[key_start:end]
 
 
 def _key_context(key: str, form: str) -> str:
@@ -536,7 +542,9 @@ def _prefixed_string(text: str, position: int, notation: str) -> tuple[int, int]
         if position + 2 <= length:
             candidates.append((position + 2, (ord(text[position]) << 8) | ord(text[position + 1])))
     else:
-        if position + 2 <= length and text[position] == "\x00" and 2 <= ord(text[position + 1]) < 0x80:
+        # Configuration.write: type byte 0 (String), then the StringValue
+        if (position + 2 <= length and text[position] == "\x00"
+                and 2 <= ord(text[position + 1]) < 0x80):
             candidates.append((position + 2, ord(text[position + 1]) - 1))
         if position + 1 <= length and 2 <= ord(text[position]) < 0x80:
             candidates.append((position + 1, ord(text[position]) - 1))
@@ -569,7 +577,9 @@ def _quoted(text: str, position: int) -> tuple[int, int, str] | None:
     if cursor >= len(text) or text[cursor] != quote or cursor == start:
         return None
     raw = text[start:cursor]
-    value = raw.replace('\\"', '"').replace("\\'", "'").replace("\\\\", "\\") if "\\" in raw else raw
+    value = raw
+    if "\\" in raw:
+        value = raw.replace('\\"', '"').replace("\\'", "'").replace("\\\\", "\\")
     return start, cursor, value
 
 
@@ -606,14 +616,16 @@ _B64_LINE = re.compile(r"([A-Za-z0-9+/=]{4,1024}+)[ \t]{0,8}+\r?\n")
 
 def _scan_line_logins(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
     # A cheap substring test first: most streams hold none of these protocols.
-    context = "POP3 PASS" if _POP3_ONLY.search(text) else "FTP PASS"
+    has_pass = "pass " in lowered
+    # USER/PASS is FTP's and POP3's; commands only POP3 has tell the two apart.
+    context = "POP3 PASS" if has_pass and _POP3_ONLY.search(text) else "FTP PASS"
     username = None
-    for match in _USER_PASS.finditer(text) if "pass " in lowered else ():
+    for match in _USER_PASS.finditer(text) if has_pass else ():
         command, argument = match.group(1).upper(), match.group(2)
         if command == "USER":
             username = argument.strip() or None
             continue
-        if argument:
+        if argument.strip():
             yield Secret("password", argument, match.start(2), context, username,
                          end=match.end(2))
         username = None
@@ -719,7 +731,8 @@ def _scan_http(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secre
             name, value = pair.group(1).strip(), pair.group(2).strip()
             if not value or name.startswith(_ANALYTICS_COOKIES):
                 continue
-            value_start = line_start + pair.start(2) + len(pair.group(2)) - len(pair.group(2).lstrip())
+            raw = pair.group(2)
+            value_start = line_start + pair.start(2) + len(raw) - len(raw.lstrip())
             yield Secret(_shape_kind(value, "cookie"), value, value_start, f"Cookie: {name}",
                          end=value_start + len(value))
 
