@@ -111,31 +111,58 @@ def _finding_groups(findings: pd.DataFrame) -> list[dict]:
 
 
 def _remedies(findings: pd.DataFrame) -> list[dict]:
-    """Each distinct remedy once, with the channels and kinds it closes."""
-    out: dict[str, dict] = {}
-    for row in findings.itertuples(index=False):
-        if not _present(row.remediation):
+    """One entry per channel: the configuration that closes it, said once, and what
+    else to do about the values already exposed (the per-kind tails of the remedies)."""
+    out = []
+    if findings.empty:
+        return out
+    for role, group in findings.groupby("role", sort=True):
+        texts = [t for t in dict.fromkeys(group["remediation"]) if _present(t) and t]
+        if not texts:
             continue
-        entry = out.setdefault(row.remediation, {"text": row.remediation, "roles": set(),
-                                                 "kinds": set()})
-        entry["roles"].add(_text(row.role))
-        entry["kinds"].add(_text(row.kind))
-    return [{"text": e["text"], "roles": sorted(e["roles"]), "kinds": sorted(e["kinds"])}
-            for e in out.values()]
+        base = os.path.commonprefix(texts)
+        if len(texts) > 1 and base not in texts:
+            cut = base.rfind("; ")
+            base = base[:cut] if cut > 0 else ""
+        base = base.rstrip("; ")
+        extras = [t[len(base):].lstrip("; ") for t in texts] if base else texts
+        extras = [e for e in dict.fromkeys(extras) if e]
+        lead = os.path.commonprefix(extras) if len(extras) > 1 else ""
+        lead = lead[:lead.rfind(" ") + 1] if " " in lead else ""
+        if lead.strip():  # "rotate the exposed card-number", "... token" -> one line
+            extras = [lead + ", ".join(e[len(lead):] for e in extras)]
+        out.append({"role": role, "text": base or None, "extras": extras,
+                    "kinds": sorted(set(map(_text, group["kind"])))})
+    return out
 
 
 def _snippets(analysis) -> list[dict]:
+    """A few snippets per flow, those that hold a finding first, then the longest."""
     snippets = analysis.snippets
     if snippets.empty:
         return []
     role_of = dict(zip(analysis.flows["flow_id"], analysis.flows["role"]))
-    chosen = snippets.sort_values(["ts"]).groupby("flow_id", sort=False).head(SNIPPETS_PER_FLOW)
+    hits: dict[tuple, list] = {}
+    for f in analysis.findings.itertuples(index=False):
+        if _present(f.offset) and _present(f.direction):
+            hits.setdefault((f.flow_id, f.direction), []).append(int(f.offset))
+    frame = snippets.assign(
+        length=snippets["text"].map(lambda t: len(t) if isinstance(t, str) else 0))
+    frame["holds_finding"] = [
+        any(int(o) <= h < int(o) + n for h in hits.get((fid, d), ()))
+        if _present(o) else False
+        for fid, d, o, n in zip(frame["flow_id"], frame["direction"], frame["offset"],
+                                frame["length"])]
+    chosen = (frame.sort_values(["holds_finding", "length"], ascending=False)
+              .groupby("flow_id", sort=False).head(SNIPPETS_PER_FLOW)
+              .head(MAX_SNIPPETS).sort_values("ts"))
     rows = []
-    for row in chosen.head(MAX_SNIPPETS).itertuples(index=False):
+    for row in chosen.itertuples(index=False):
         text = _text(row.text)
         cut = len(text) > SNIPPET_CHARS
         rows.append({"flow_id": row.flow_id, "role": role_of.get(row.flow_id, "unknown"),
                      "direction": row.direction, "offset": row.offset, "ts": row.ts,
+                     "holds_finding": bool(row.holds_finding),
                      "text": text[:SNIPPET_CHARS] + (" …" if cut else "")})
     return rows
 
