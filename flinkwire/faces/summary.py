@@ -3,10 +3,53 @@
 from __future__ import annotations
 
 import os
+import textwrap
 
 from ..flink import knowledge
+from ..flink.remediation import remedy
 
-MAX_FINDING_LINES = 25
+MAX_FINDING_LINES = 30
+FLOW_KINDS = ("plaintext-channel", "unencryptable-channel")
+SECRET_KINDS = frozenset({"card-number", "password", "config-secret", "token", "api-key",
+                          "bearer-token", "basic-auth", "cookie", "private-key",
+                          "aws-access-key", "jwt", "email"})
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "info": 3}
+
+
+def _grouped(findings):
+    """(severity, role, kind, value, flows, occurrences), most severe first."""
+    groups = {}
+    for f in findings.itertuples(index=False):
+        value = "" if f.kind in FLOW_KINDS else f.value
+        key = (f.severity, f.role, f.kind, value)
+        flows, count = groups.get(key, (set(), 0))
+        flows.add(f.flow_id)
+        groups[key] = (flows, count + int(getattr(f, "count", 1) or 1))
+    rows = [(sev, role, kind, value, len(flows), count)
+            for (sev, role, kind, value), (flows, count) in groups.items()]
+    rows.sort(key=lambda r: (SEVERITY_RANK.get(r[0], 9), r[2] not in FLOW_KINDS, r[1], r[2]))
+    return rows
+
+
+def _remedies(findings, flink_version=None):
+    """(scope, text): one remedy per gap; internal channels share one; no rotation suffix."""
+    scopes = {}
+    internal = sorted({f.role for f in findings.itertuples(index=False)
+                       if f.kind in FLOW_KINDS and knowledge.channel_group(f.role) == "internal"})
+    if len(internal) > 1:
+        text = remedy("internal", "tls-disabled-channel", flink_version)
+        scopes.setdefault(text, set()).update(internal)
+    for f in findings.itertuples(index=False):
+        if f.role in internal and len(internal) > 1 and (
+                f.kind in FLOW_KINDS or f.kind in SECRET_KINDS):
+            continue
+        text = (f.remediation or "").split("; rotate the exposed ")[0]
+        if not text:
+            continue
+        scope = f.role if f.kind in FLOW_KINDS or f.kind in SECRET_KINDS else \
+            f"{f.role} ({f.kind})"
+        scopes.setdefault(text, set()).add(scope)
+    return [(", ".join(sorted(found)), text) for text, found in scopes.items()]
 
 
 def human_bytes(n: int) -> str:
@@ -63,17 +106,27 @@ def render_summary(analysis) -> str:
     findings = analysis.findings
     redacted = "" if analysis.reveal else "; values redacted, --reveal shows them"
     lines.append(f"Findings: {len(findings)}{redacted}")
-    for f in findings.head(MAX_FINDING_LINES).itertuples(index=False):
-        lines.append(f"  {f.severity.upper():<6} {_cell(f.role, 15):<15} {_cell(f.kind, 20):<20} "
-                     f"{_cell(f.value, 44)}")
-    if len(findings) > MAX_FINDING_LINES:
-        lines.append(f"  ... {len(findings) - MAX_FINDING_LINES} more (see --json)")
-    remedies = [r for r in dict.fromkeys(findings["remediation"]) if r] if len(findings) else []
+    grouped = _grouped(findings)
+    for severity, role, kind, value, flows, count in grouped[:MAX_FINDING_LINES]:
+        where = f"{flows} flows" if flows > 1 else "1 flow"
+        times = f", seen {count}x" if count > flows else ""
+        shown = "" if kind in FLOW_KINDS else _cell(value, 40)
+        lines.append(f"  {severity.upper():<6} {_cell(role, 15):<15} {_cell(kind, 24):<24} "
+                     f"{shown:<40} {where}{times}")
+    if len(grouped) > MAX_FINDING_LINES:
+        lines.append(f"  ... {len(grouped) - MAX_FINDING_LINES} more groups (see --json)")
+
+    remedies = _remedies(findings, analysis.flink_version)
     if remedies:
         lines.append("")
         lines.append("What closes it:")
-        for text in remedies[:8]:
-            lines.append(f"  - {_cell(text, 200)}")
+        for scope, text in remedies:
+            wrapped = textwrap.wrap(text, width=96, initial_indent="    ",
+                                    subsequent_indent="    ")
+            lines.append(f"  {scope}:")
+            lines.extend(wrapped)
+        if any(kind in SECRET_KINDS for kind in findings["kind"]):
+            lines.append("  and rotate every credential listed above: it has been on the wire.")
 
     anomalies = analysis.anomalies
     if len(anomalies):

@@ -73,6 +73,26 @@ REMEDIES: dict[tuple[str, str], str] = {
     ("internal", "tls-disabled-channel"):
         "{switch}, blob.service.ssl.enabled and taskmanager.data.ssl.enabled: true so every "
         "internal channel uses " + _INTERNAL_TLS,
+    ("*", "expired-certificate"):
+        "renew the certificate in the keystore the channel uses (security.ssl.internal.keystore "
+        "or security.ssl.rest.keystore) and restart the processes that load it",
+    ("*", "not-yet-valid-certificate"):
+        "check the hosts' clocks and the certificate's validity start; reissue it if wrong",
+    ("internal", "self-signed-certificate"):
+        "acceptable for Flink's one shared internal certificate if it is unique to this "
+        "cluster; pin it with security.ssl.internal.cert.fingerprint (its SHA-1) so no other "
+        "certificate is trusted",
+    ("*", "self-signed-certificate"):
+        "serve a certificate from a CA the clients trust in security.ssl.rest.keystore, or pin "
+        "it on the clients with security.ssl.rest.cert.fingerprint",
+    ("*", "weak-key"):
+        "regenerate the key pair with at least RSA 2048 (3072 preferred) or EC P-256 "
+        "(keytool -genkeypair -keyalg RSA -keysize 3072) and replace the keystore",
+    ("*", "tls-handshake-failed"):
+        "make security.ssl.protocol and security.ssl.algorithms agree on every process: "
+        "security.ssl.protocol: TLSv1.3 also needs TLS 1.3 suites (TLS_AES_128_GCM_SHA256, "
+        "TLS_AES_256_GCM_SHA384) in security.ssl.algorithms, and every process needs the same "
+        "truststore",
     ("unknown", "plaintext-channel"):
         "identify the service (pass --config with the cluster's config file); if it is a "
         "Flink internal port: " + _INTERNAL_TLS,

@@ -45,6 +45,8 @@ SEVERITY_OF_KIND = {
     "api-key": "high", "bearer-token": "high", "basic-auth": "high", "cookie": "medium",
     "private-key": "high", "aws-access-key": "high", "jwt": "high", "email": "medium",
 }
+OLD_TLS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
+WEAK_CIPHER_PARTS = ("_RC4_", "_DES_", "_3DES_", "_NULL_", "_EXPORT", "_anon_", "_MD5")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 
@@ -144,6 +146,7 @@ class Analysis:
                                         "table (max_flows); each was finished early"})
         self.anomalies = _frame(anomalies, ANOMALY_COLUMNS)
 
+        self._tls_rows = rows.tls
         self.findings = _frame(self._findings(rows, role_of), FINDING_COLUMNS)
         self.channels = _frame(self._channels(), CHANNEL_COLUMNS)
 
@@ -189,6 +192,7 @@ class Analysis:
                 "remediation": remedy(row.role, kind, self.flink_version),
                 "direction": None, "offset": None, "ts": row.first_ts, "count": 1,
             })
+        findings += self._tls_findings(role_of)
         for secret in rows.findings:
             role = role_of.get(secret["flow_id"], "unknown")
             findings.append({
@@ -206,6 +210,64 @@ class Analysis:
         findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["ts"] or 0))
         return findings
 
+    def _tls_findings(self, role_of: dict) -> list[dict]:
+        """How sound the TLS is: version, suite, certificates, client auth, failures."""
+        out = []
+        if not self._tls_rows:
+            return out
+        first_ts = dict(zip(self.flows["flow_id"], self.flows["first_ts"]))
+
+        def add(fid, severity, kind, value, evidence):
+            role = role_of.get(fid, "unknown")
+            out.append({"flow_id": fid, "role": role, "severity": severity, "kind": kind,
+                        "value": value, "evidence": evidence,
+                        "remediation": remedy(role, kind, self.flink_version),
+                        "direction": None, "offset": None, "ts": first_ts.get(fid),
+                        "count": 1})
+
+        for t in self._tls_rows:
+            fid = t["flow_id"]
+            role = role_of.get(fid, "unknown")
+            version, cipher = t.get("version"), str(t.get("cipher") or "")
+            if version in OLD_TLS:
+                add(fid, "high", "old-tls-version", version,
+                    f"negotiated {version}; TLS below 1.2 has known attacks")
+            if cipher.startswith("TLS_RSA_") or cipher.startswith("SSL_RSA_"):
+                add(fid, "medium", "rsa-key-exchange", cipher,
+                    "RSA key exchange: no forward secrecy, so whoever obtains the server key "
+                    "can decrypt this recorded flow")
+            elif any(weak in cipher for weak in WEAK_CIPHER_PARTS):
+                add(fid, "medium", "weak-cipher", cipher, "cipher suite is considered weak")
+            for cert in (t.get("server_certificates") or [])[:1]:
+                subject = cert.get("subject") or "?"
+                if cert.get("expired"):
+                    add(fid, "high", "expired-certificate", subject,
+                        f"server certificate expired on {cert.get('not_after')}")
+                if cert.get("not_yet_valid"):
+                    add(fid, "medium", "not-yet-valid-certificate", subject,
+                        f"server certificate valid only from {cert.get('not_before')}")
+                if cert.get("self_signed"):
+                    internal = knowledge.channel_group(role) == "internal"
+                    add(fid, "info" if internal else "medium", "self-signed-certificate",
+                        subject, "self-signed server certificate" + (
+                            " (usual for Flink's shared internal certificate)" if internal
+                            else ": clients cannot verify the server"))
+                bits, key_type = cert.get("key_bits"), cert.get("key_type")
+                if bits and ((key_type in ("RSA", "DSA") and bits < 2048)
+                             or (key_type == "EC" and bits < 256)):
+                    add(fid, "medium", "weak-key", f"{key_type} {bits}",
+                        f"server key {key_type} {bits} bits is below today's minimum")
+            if (knowledge.channel_group(role) == "rest" and version
+                    and version != "TLS 1.3" and t.get("client_certificate_requested") is False):
+                add(fid, "medium", "no-client-auth", role,
+                    "REST TLS without a CertificateRequest: any client may call the API")
+            if t.get("client_hello_seen") and not t.get("handshake_complete"):
+                alerts = ", ".join(a.get("description", "?") for a in t.get("alerts") or [])
+                add(fid, "medium", "tls-handshake-failed", version or "no ServerHello",
+                    "TLS handshake did not complete" + (f" (alerts: {alerts})" if alerts
+                                                        else ""))
+        return out
+
     def _channels(self) -> list[dict]:
         out = []
         flows = self.flows
@@ -213,7 +275,7 @@ class Analysis:
             return out
         kinds_by_flow = {}
         for fid, kind in zip(self.findings["flow_id"], self.findings["kind"]):
-            if kind not in ("plaintext-channel", "unencryptable-channel"):
+            if kind in SEVERITY_OF_KIND:  # what was read, not how the channel is set up
                 kinds_by_flow.setdefault(fid, set()).add(kind)
         for role, group in flows.groupby("role", sort=True):
             total = group["bytes_c2s"] + group["bytes_s2c"]
@@ -276,8 +338,10 @@ class Analysis:
         return flows[mask & flows["verdict"].isin(["plaintext", "opaque"])]
 
     def __repr__(self) -> str:
-        return (f"<Analysis of {', '.join(os.path.basename(p) for p in self.paths)}: "
-                f"{len(self.flows)} flows, {len(self.findings)} findings>")
+        flows = len(getattr(self, "flows", ()))
+        findings = len(getattr(self, "findings", ()))
+        names = ", ".join(os.path.basename(p) for p in self.paths)
+        return f"<Analysis of {names}: {flows} flows, {findings} findings>"
 
 
 def _frame(rows, columns) -> pd.DataFrame:
