@@ -823,8 +823,11 @@ def _scan_emails(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Sec
             continue
         labels = domain.split(".")
         tld = labels[-1]
-        if not (2 <= len(tld) <= 24 and tld.isalpha()) or any(
-                not label or label[0] == "-" or label[-1] == "-" for label in labels):
+        # A real top-level domain is letters in one case; "w@7.RjH" is noise
+        # (found in TLS ciphertext, for one).
+        if not (2 <= len(tld) <= 24 and tld.isalpha() and (tld.islower() or tld.isupper())):
+            continue
+        if any(not label or label[0] == "-" or label[-1] == "-" for label in labels):
             continue
         yield Secret("email", match.group(), start, "e-mail address", end=match.end())
 

@@ -4,7 +4,7 @@ import json
 import pathlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from flinkwire.leakage.redact import redact, redact_text
@@ -138,3 +138,23 @@ def test_corpus_must_find_values_never_survive_redaction():
             assert wanted["value"] not in masked, (case, wanted["value"])
             if "wire_form" in wanted:
                 assert wanted["wire_form"] not in masked
+
+
+FORMS = ["password={}", "api_key={}", '"secret": "{}"', "Authorization: Bearer {}",
+         "db.password: {}", "--password {}", "PASS {}"]
+PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(PRINTABLE, max_size=40), st.sampled_from(FORMS),
+       st.text("abcdefghijkmnopqrstuvwyzABCDEFGHIJKLMNOPQRSTUVWYZ0123456789_-", min_size=6,
+               max_size=30),
+       st.text(PRINTABLE, max_size=40))
+def test_redact_text_hides_an_embedded_secret(prefix, form, secret, suffix):
+    # an option value starting with "-" reads as the next option, not as a value
+    assume(not secret.startswith("-"))
+    # placeholder words are by design not secrets
+    assume(secret.lower() not in {"undefined", "redacted", "hidden"})
+    # the forms need a line start (PASS, Authorization) or a word start before them
+    text = prefix + "\n" + form.format(secret) + "\r\n" + suffix
+    assert secret not in redact_text(text)

@@ -581,6 +581,8 @@ def test_pem_private_key_whole_and_cut():
     (b"x@localhost", []),
     (b"a..b@example.com", []),
     (b"user@bad-.example.com", []),
+    (b"\x91w@7.RjH\x03", []),
+    (b"OPS@EXAMPLE.COM", ["OPS@EXAMPLE.COM"]),
 ])
 def test_emails(data, expected):
     assert [f.value for f in find_secrets(data) if f.kind == "email"] == expected
