@@ -138,9 +138,10 @@ def timeline(analysis, figsize=None, max_flows: int = 400) -> Figure:
     shown = frame
     if len(frame) > max_flows:
         share = max_flows / len(frame)
-        shown = (frame.sort_values("duration", ascending=False)
-                 .groupby("role", group_keys=False)
-                 .apply(lambda g: g.head(max(1, int(len(g) * share)))))
+        rank = frame.groupby("role")["duration"].rank(method="first", ascending=False)
+        quota = frame.groupby("role")["flow_id"].transform(
+            lambda g: max(1, int(len(g) * share)))
+        shown = frame[rank <= quota]
         title += f" ({len(shown)} of {len(frame)} flows, the longest of each channel)"
     shown = shown.sort_values(["role", "first_ts"])
     roles = list(dict.fromkeys(shown["role"]))
@@ -162,7 +163,9 @@ def timeline(analysis, figsize=None, max_flows: int = 400) -> Figure:
                 flow.verdict))
             y += 1
         ticks.append((first + y - 1) / 2)
-        labels.append(f"{role} ({len(group)})")
+        total = int((frame["role"] == role).sum())
+        labels.append(f"{role} ({len(group)})" if total == len(group)
+                      else f"{role} ({len(group)} of {total})")
         if index < len(roles) - 1:
             ax.axhline(y - 0.5 + 0.4, color="#cccccc", linewidth=0.8)
         y += 0.8
