@@ -36,7 +36,8 @@ LAB = os.path.dirname(os.path.abspath(__file__))
 # FWLAB_OUT=/some/dir writes the captures/configs/truth files there instead of captures/
 CAPTURES = os.environ.get("FWLAB_OUT") or os.path.dirname(LAB)
 DL = os.path.join(LAB, ".downloads")
-WORKROOT = os.path.join(LAB, "work")
+WORKROOT = os.path.join(os.environ["FWLAB_OUT"], "work") if os.environ.get("FWLAB_OUT") \
+    else os.path.join(LAB, "work")
 
 BRIDGE_NS = "fwbr"
 BRIDGE = "fwbr0"
@@ -1113,6 +1114,10 @@ def write_truth(key):
         state = json.load(f)
     listen_snap, pid_of, problems = state["listen_snap"], state["pid_of"], list(state["problems"])
     pcap_name = name + ".pcap"
+    with open(os.path.join(work, pcap_name), "rb") as a, open(os.path.join(CAPTURES, pcap_name), "rb") as b:
+        if a.read() != b.read():
+            raise RuntimeError("%s is not the capture of the run in %s: refusing to mix them"
+                               % (os.path.join(CAPTURES, pcap_name), work))
     cfg_name = name + ".config.yaml"
     processes, p = build_listening(sc, work, listen_snap, pid_of)
     problems += p
