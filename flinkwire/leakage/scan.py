@@ -21,9 +21,9 @@ Limits: a secret is found only in forms listed in `find_secrets`; values longer
 than the bounds below (512 characters for most values) are cut; a card number is
 found only when it stands alone as its own number (and, without group
 separators, has at most 16 digits), so cards inside a longer digit sequence are
-missed on purpose. Input made of nothing but keywords or digit groups (50 000
-candidates without a finding) stops the scanners concerned early, with a
-warning, so a hostile stream cannot buy unbounded Python work.
+missed on purpose. Input made of nothing but keywords or digit groups (tens of
+thousands of candidates without a finding) stops the scanners concerned early,
+with a warning, so a hostile stream cannot buy unbounded Python work.
 """
 
 import base64
@@ -160,7 +160,8 @@ def find_secrets(
     contains one of `sensitive_keys`, a password synonym (passwd, pwd, pass) or an
     access/private key or credential word, also when key and value are
     Java-serialized, writeUTF or StringValue strings; FTP/POP3
-    USER+PASS, IMAP LOGIN, AUTH PLAIN / AUTH LOGIN; HTTP Authorization (Basic is
+    USER+PASS, IMAP LOGIN, AUTH PLAIN / AUTH LOGIN; `scheme://user:password@host`
+    URLs and ZooKeeper digest auth packets; HTTP Authorization (Basic is
     decoded to user and password, split at the first colon), Cookie and
     Set-Cookie values; tokens with well-known prefixes, AWS access key ids, JWTs,
     PEM private keys, e-mail addresses and Luhn-valid card numbers that stand
@@ -277,11 +278,12 @@ _NOT_SECRET_PARTS = {
 _SPACES = " \t"
 
 
-# Per-call budgets for the two scanners that do Python work per candidate; only
-# input made of nothing but keywords or digit groups reaches them (a megabyte of
-# `password=`), and stopping there is logged.
-_MAX_KEY_HITS = 50_000
+# Per-call budgets for the scanners that do Python work per candidate; only
+# input made of nothing but keywords, digit groups or auth headers reaches them
+# (a megabyte of `password=`), and stopping there is logged.
+_MAX_KEY_HITS = 20_000
 _MAX_CARD_TOKENS = 50_000
+_MAX_ZK_PACKETS = 10_000
 
 
 @functools.lru_cache(maxsize=32)
@@ -336,19 +338,21 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
     hits = _key_hit_pattern(keys)
     length = len(text)
     position = 0
+    # Only hits that give nothing use up the budget: findings are bounded by the
+    # caller's max_findings already, and real Flink streams give few empty hits.
     budget = _MAX_KEY_HITS
-    # Hits inside an unquoted value already reported are over-capture of that
-    # value (`pwd=pwd=pwd=...`), not keys of their own; skipping them keeps the
-    # scan linear on such input.
+    # Hits inside a value just read are over-capture of that value
+    # (`pwd=pwd=pwd=...`), not keys of their own, and skipping them saves work.
     skip_until = 0
     while position < length:
+        if budget <= 0:
+            log.warning("config-key scan stopped after %d keyword hits without a value",
+                        _MAX_KEY_HITS)
+            return
         hit = hits.search(lowered, position)
         if hit is None:
             return
         budget -= 1
-        if budget < 0:
-            log.warning("config-key scan stopped after %d keyword hits", _MAX_KEY_HITS)
-            return
         start = hit.start()
         while start > 0 and text[start - 1] in _IDENT_CHARS and hit.start() - start < _MAX_KEY:
             start -= 1
@@ -366,9 +370,11 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
         value = _value_after_key(text, start, end)
         if value is None:
             continue
-        if not value.quoted or value.form == "binary":
-            # A length-prefixed value is one string: a keyword inside it (the
+        if value.form in ("=", "arg", "json", "binary"):
+            # Such a value is one word or one string: a keyword inside it (the
             # value of db.password may well contain "pass") is no key of its own.
+            # A quoted or line value may hold settings of its own (a JAAS line's
+            # password="..."), so keys inside those are still read.
             skip_until = value.end
         if _is_placeholder(value.text):
             continue
@@ -376,6 +382,7 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
             continue
         if value.key_end != end:
             key = _clean_key(text, start, value.key_end)
+        budget += 1
         yield Secret(
             kind=_shape_kind(value.text, _key_kind(key)),
             value=value.text,
@@ -409,10 +416,13 @@ def _key_context(key: str, form: str) -> str:
 
 _REST_VALUE = re.compile(r',[ \t]{0,3}"value"[ \t]{0,3}:[ \t]{0,3}"')
 _NEXT_STRING = re.compile(r',[ \t]{0,3}"')
-_STOP = {
-    "=": frozenset(" \t\r\n&;,\"'<>|\x00"),
-    "json": frozenset(" \t\r\n,}]\"\x00"),
-    "arg": frozenset(" \t\r\n\"'\x00"),
+# Where an unquoted value ends, per notation; bounded, so a scan costs at most
+# MAX_VALUE characters, in C.
+_UNQUOTED = {
+    "=": re.compile(r"[^ \t\r\n&;,\"'<>|\x00]{0,512}+"),
+    "json": re.compile(r"[^ \t\r\n,}\]\"\x00]{0,512}+"),
+    "arg": re.compile(r"[^ \t\r\n\"'\x00]{0,512}+"),
+    ":": re.compile(r"[^\r\n\x00]{0,512}+"),
 }
 
 
@@ -445,10 +455,7 @@ def _value_after_key(text: str, start: int, end: int) -> _Value | None:
         return None
 
     if dashed and not quote and separator not in "=:\"'" and position > end:
-        value_end = position
-        limit = min(length, position + MAX_VALUE)
-        while value_end < limit and text[value_end] not in _STOP["arg"]:
-            value_end += 1
+        value_end = _UNQUOTED["arg"].match(text, position).end()
         value = text[position:value_end]
         if value and not value.startswith("-"):
             return _Value(position, value_end, value, "arg", False, end)
@@ -472,19 +479,12 @@ def _value_after_key(text: str, start: int, end: int) -> _Value | None:
     if text[position] in "[{":  # a JSON/YAML structure, not a value
         return None
 
-    limit = min(length, position + MAX_VALUE)
-    value_end = position
-    if form in _STOP:
-        stop = _STOP[form]
-        while value_end < limit and text[value_end] not in stop:
-            value_end += 1
-        wire = text[position:value_end]
+    value_end = _UNQUOTED[form].match(text, position).end()
+    wire = text[position:value_end]
+    if form != ":":
         value = _url_decoded(wire) if form == "=" else wire
     else:
         # `key: value` runs to the end of the line (YAML, properties, headers)
-        while value_end < limit and text[value_end] not in "\r\n\x00":
-            value_end += 1
-        wire = text[position:value_end]
         if " #" in wire:  # a YAML comment after the value
             wire = wire[:wire.index(" #")]
         wire = wire.rstrip(" \t")
@@ -560,27 +560,22 @@ def _is_printable(value: str) -> bool:
     return all(" " <= c <= "~" or c >= "\xa0" for c in value)
 
 
+_QUOTED = {
+    '"': re.compile(r'"((?:[^"\\\r\n]|\\[^\r\n]){1,512}+)"'),
+    "'": re.compile(r"'((?:[^'\\\r\n]|\\[^\r\n]){1,512}+)'"),
+}
+
+
 def _quoted(text: str, position: int) -> tuple[int, int, str] | None:
     """(start, end, unescaped value) of the quoted string whose quote is at `position`."""
-    quote = text[position]
-    start = position + 1
-    cursor = start
-    limit = min(len(text), start + MAX_VALUE)
-    while cursor < limit:
-        char = text[cursor]
-        if char == "\\":
-            cursor += 2
-            continue
-        if char == quote or char in "\r\n":
-            break
-        cursor += 1
-    if cursor >= len(text) or text[cursor] != quote or cursor == start:
+    match = _QUOTED[text[position]].match(text, position)
+    if match is None:
         return None
-    raw = text[start:cursor]
+    raw = match.group(1)
     value = raw
     if "\\" in raw:
         value = raw.replace('\\"', '"').replace("\\'", "'").replace("\\\\", "\\")
-    return start, cursor, value
+    return match.start(1), match.end(1), value
 
 
 def _skip(text: str, position: int, chars: str, most: int) -> int:
@@ -742,6 +737,43 @@ def _scan_http(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secre
             continue
         yield Secret(_shape_kind(value, "cookie"), value, match.start(2), f"Set-Cookie: {name}",
                      end=match.start(2) + len(value))
+
+
+# --- credentials inside URLs and ZooKeeper auth packets ------------------------
+
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,30}+)://"
+    r"([^\s:/@?#\"'<>]{1,128}+):([^\s/@?#\"'<>]{1,256}+)@(?=[A-Za-z0-9\[])"
+)
+# ZooKeeper AuthPacket (xid -4, type 100): scheme "digest", then the buffer "user:password"
+_ZK_DIGEST = "\x00\x00\x00\x06digest"
+
+
+def _scan_urls_and_zookeeper(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+    for match in _URL_USERINFO.finditer(text) if "://" in text else ():
+        scheme, user, password = match.groups()
+        value = _url_decoded(password)
+        if _is_placeholder(value):
+            continue
+        yield Secret("password", value, match.start(3), f"{scheme.lower()}:// user:password",
+                     _url_decoded(user), end=match.end(3))
+
+    position = text.find(_ZK_DIGEST)
+    budget = _MAX_ZK_PACKETS
+    while position >= 0 and budget > 0:
+        budget -= 1
+        length_at = position + len(_ZK_DIGEST)
+        auth = text[length_at:length_at + 4]
+        if len(auth) == 4:
+            length = int.from_bytes(auth.encode("latin-1"), "big")
+            start = length_at + 4
+            blob = text[start:start + length] if 3 <= length <= 1024 else ""
+            if len(blob) == length and ":" in blob and _is_printable(blob):
+                user, _, password = blob.partition(":")
+                if password:
+                    yield Secret("password", password, start + len(user) + 1,
+                                 "ZooKeeper digest auth", user or None, end=start + length)
+        position = text.find(_ZK_DIGEST, length_at)
 
 
 # --- shapes: tokens, AWS keys, JWTs, private keys --------------------------------
@@ -925,6 +957,7 @@ def _card_window(tokens: list[tuple[int, str]], sizes: list[int], index: int) ->
 _SCANNERS: tuple[Callable[[str, str, tuple[str, ...]], Iterator[Secret]], ...] = (
     _scan_line_logins,
     _scan_http,
+    _scan_urls_and_zookeeper,
     _scan_config_keys,
     _scan_shapes,
     _scan_emails,

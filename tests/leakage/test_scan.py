@@ -482,6 +482,28 @@ def test_auth_login_two_lines():
     assert (finding.username, finding.value, finding.context) == ("user", "secret-123", "AUTH LOGIN")
 
 
+def test_url_userinfo():
+    data = (b"jdbc:postgresql://db.example.com/shop "
+            b"url=postgresql://app:p%40ss:w0rd@db.example.com:5432/shop "
+            b"pekko.tcp://flink@192.0.2.10:6123/user/rpc http://user:****@proxy")
+    findings = [f for f in find_secrets(data) if f.kind == "password"]
+    assert [(f.username, f.value, f.context) for f in findings] == [
+        ("app", "p@ss:w0rd", "postgresql:// user:password")]
+    assert data[findings[0].offset:findings[0].end] == b"p%40ss:w0rd"
+
+
+def test_zookeeper_digest_auth_packet():
+    blob = b"flink-ha:zk-Secret-9"
+    packet = (b"\x00\x00\x00\x2e\xff\xff\xff\xfc\x00\x00\x00\x64\x00\x00\x00\x00"
+              b"\x00\x00\x00\x06digest" + len(blob).to_bytes(4, "big") + blob)
+    finding = only(packet)
+    assert (finding.username, finding.value, finding.context) == (
+        "flink-ha", "zk-Secret-9", "ZooKeeper digest auth")
+    assert packet[finding.offset:finding.end] == b"zk-Secret-9"
+    # a cut packet or a length beyond the data is not read
+    assert find_secrets(packet[:-3]) == []
+
+
 # --- HTTP -------------------------------------------------------------------------------
 
 
@@ -718,6 +740,10 @@ ADVERSARIAL = {
     "quotes": b'"password":"' * (4 * 1024 * 1024 // 12),
     "tokens": b"tok_" * (1024 * 1024),
     "AKIA": b"AKIA" * (1024 * 1024),
+    "url userinfo": b"x://u:p" * (4 * 1024 * 1024 // 7),
+    "url schemes": b"a://" * (1024 * 1024),
+    "zookeeper digest": b"\x00\x00\x00\x06digest" * (4 * 1024 * 1024 // 10),
+    "jaas lines": b"jaas.config: password=" * (4 * 1024 * 1024 // 22),
 }
 
 
