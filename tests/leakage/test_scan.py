@@ -479,7 +479,8 @@ def test_auth_plain_inline_and_on_next_line():
 def test_auth_login_two_lines():
     data = b"EHLO x\r\nAUTH LOGIN\r\ndXNlcg==\r\nc2VjcmV0LTEyMw==\r\nMAIL FROM:<a@b.cd>\r\n"
     finding = only(data, "password")
-    assert (finding.username, finding.value, finding.context) == ("user", "secret-123", "AUTH LOGIN")
+    assert (finding.username, finding.value, finding.context) == (
+        "user", "secret-123", "AUTH LOGIN")
 
 
 def test_url_userinfo():
@@ -546,14 +547,16 @@ def test_cookies_and_set_cookie():
 
 def test_api_key_header():
     finding = only(b"X-Api-Key: 9f8e7d6c5b4a\r\n")
-    assert (finding.kind, finding.value, finding.context) == ("api-key", "9f8e7d6c5b4a", "X-Api-Key:")
+    assert (finding.kind, finding.value, finding.context) == (
+        "api-key", "9f8e7d6c5b4a", "X-Api-Key:")
 
 
 # --- shapes -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("token", [
-    "tok_abcdef123456", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "tok_abcdef123456", "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
     "xoxb-123456789012-abcdefABCDEF", "xoxp-1234-5678-abcdef", "key_test_ns_0c2f7d19e4",
 ])
 def test_prefixed_tokens(token):
@@ -619,7 +622,8 @@ def test_luhn():
     assert not luhn_valid("4111111111111112")
     assert not luhn_valid("")
     assert not luhn_valid("4111-1111")
-    assert not luhn_valid("٤١١١١١١١١١١١١١١١")  # Arabic-Indic digits are not ASCII digits
+    # Arabic-Indic digits pass str.isdigit() but are not ASCII digits
+    assert not luhn_valid("٤١١١١١١١١١١١١١١١")
 
 
 @pytest.mark.parametrize("data, digits", [

@@ -136,7 +136,8 @@ def lab_excerpts() -> int:
         taken = set()
         for index, connection in enumerate(truth["connections"]):
             role = connection["server_role"]
-            node0, sent0, node1, sent1 = follow(capture, f"{connection['client']},{connection['server']}")
+            selector = f"{connection['client']},{connection['server']}"
+            node0, sent0, node1, sent1 = follow(capture, selector)
             c2s, s2c = (sent0, sent1) if node0 == connection["client"] else (sent1, sent0)
             for direction, data in (("c2s", c2s), ("s2c", s2c)):
                 windows = []
