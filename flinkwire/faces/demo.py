@@ -13,11 +13,11 @@ from pathlib import Path
 
 from ..errors import FlinkwireError
 from ..tables.analysis import analyze, default_capture
+from .plots import secret_findings
 from .summary import _cell, human_bytes, verdict_line
 
 BEFORE = "s1-plaintext"
 AFTER = ("s3-full-tls-mutual-rest", "s2-internal-tls")
-CHANNEL_KINDS = ("plaintext-channel", "unencryptable-channel")
 
 
 def demo_captures(directory: Path | None = None) -> tuple[tuple[Path, Path | None], ...]:
@@ -41,21 +41,24 @@ def demo_captures(directory: Path | None = None) -> tuple[tuple[Path, Path | Non
     return tuple(chosen)
 
 
-def progress_callback(path_or_paths, quiet: bool = False):
+def progress_callback(path_or_paths, quiet: bool = False, min_size: int = 32 * 1024 * 1024):
     """A callable(bytes_done) for `analyze(..., progress=)` drawing a bar with tqdm.auto
-    (a widget in Jupyter, text on a terminal), or None when quiet or tqdm is missing.
+    (a widget in Jupyter, text elsewhere), or None when quiet, when the captures are
+    smaller than `min_size` bytes (they read in seconds) or when tqdm is missing.
     Call `.close()` on the returned callable when done."""
     if quiet:
+        return None
+    from ..tcp.build import total_size
+    paths = [path_or_paths] if isinstance(path_or_paths, (str, os.PathLike)) \
+        else list(path_or_paths)
+    size = total_size([os.fspath(p) for p in paths])
+    if size < min_size:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    from ..tcp.build import total_size
-    paths = [path_or_paths] if isinstance(path_or_paths, (str, os.PathLike)) \
-        else list(path_or_paths)
-    bar = tqdm(total=total_size([os.fspath(p) for p in paths]), unit="B", unit_scale=True,
-               desc="reading", leave=False)
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", leave=False)
 
     def update(done: int) -> None:
         bar.update(max(0, min(done, bar.total) - bar.n))
@@ -65,10 +68,9 @@ def progress_callback(path_or_paths, quiet: bool = False):
 
 
 def _secrets_by_role(analysis) -> dict:
-    findings = analysis.findings
-    if findings.empty:
+    secrets = secret_findings(analysis)
+    if secrets.empty:
         return {}
-    secrets = findings[~findings["kind"].isin(CHANNEL_KINDS)]
     return {role: group for role, group in secrets.groupby("role")}
 
 

@@ -33,7 +33,6 @@ SNIPPETS_PER_FLOW = 3
 SNIPPET_CHARS = 800
 MAX_ANOMALIES = 300
 MAX_FLOWS = 1000
-CHANNEL_KINDS = ("plaintext-channel", "unencryptable-channel")
 
 
 def _environment() -> jinja2.Environment:
@@ -209,7 +208,7 @@ def _counts(tls: pd.DataFrame, column: str) -> list[tuple[str, int]]:
 
 def _capture_context(analysis, anchor: str, with_plots: bool = True) -> dict:
     flows, findings = analysis.flows, analysis.findings
-    secrets = findings[~findings["kind"].isin(CHANNEL_KINDS)] if len(findings) else findings
+    secrets = plots.secret_findings(analysis)
     files = [{"name": os.path.basename(info.path), "size": info.file_size,
               "format": info.format, "records": info.records_complete}
              for info in analysis.stats.files]
@@ -259,8 +258,8 @@ def _comparison(before, after) -> dict:
         row = {"role": role, "group": knowledge.channel_group(role)}
         for key, analysis in (("before", before), ("after", after)):
             mine = analysis.flows[analysis.flows["role"] == role]
-            secrets = analysis.findings[(analysis.findings["role"] == role)
-                                        & ~analysis.findings["kind"].isin(CHANNEL_KINDS)]
+            secrets = plots.secret_findings(analysis)
+            secrets = secrets[secrets["role"] == role]
             verdicts = mine["verdict"].value_counts()
             row[key] = {"flows": len(mine),
                         "verdicts": ", ".join(f"{v} {n}" for v, n in verdicts.items()) or "–",

@@ -329,11 +329,20 @@ def _ip_key(ip):
 
 # -- comparison ---------------------------------------------------------------
 
-def _secret_counts(analysis) -> pd.Series:
+def secret_findings(analysis) -> pd.DataFrame:
+    """The findings that are values read off a stream (a password, a card number, ...),
+    as opposed to facts about a channel (plaintext, a self-signed certificate): the
+    former carry the direction and offset where they were read."""
     findings = analysis.findings
     if findings.empty:
+        return findings
+    return findings[findings["direction"].notna()]
+
+
+def _secret_counts(analysis) -> pd.Series:
+    secrets = secret_findings(analysis)
+    if secrets.empty:
         return pd.Series(dtype=int)
-    secrets = findings[~findings["kind"].isin(["plaintext-channel", "unencryptable-channel"])]
     return secrets.groupby("role").size()
 
 
@@ -442,5 +451,5 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-__all__ = ["VERDICT_COLOURS", "PlotAccessor", "compare", "exposure", "figure_png", "timeline",
-           "topology"]
+__all__ = ["VERDICT_COLOURS", "PlotAccessor", "compare", "exposure", "figure_png",
+           "secret_findings", "timeline", "topology"]
