@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", metavar="OUT", help="write everything as JSON to OUT")
     report.add_argument("--html", metavar="OUT",
                         help="write the self-contained HTML report (plots, findings) to OUT")
+    report.add_argument("--csv", metavar="DIR", help="write every table as CSV into DIR")
+    report.add_argument("--parquet", metavar="DIR", help="write every table as Parquet into DIR")
     report.add_argument("--reveal", action="store_true",
                         help="show secret values in full (outputs are no longer shareable)")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,6 +83,12 @@ def main(argv=None) -> int:
             if args.json:
                 analysis.to_json(args.json)
                 print(f"\nJSON written to {args.json}")
+            if args.csv:
+                analysis.to_csv(args.csv)
+                print(f"CSV tables written to {args.csv}")
+            if args.parquet:
+                analysis.to_parquet(args.parquet)
+                print(f"Parquet tables written to {args.parquet}")
             if args.html:
                 from .html import write_html
                 write_html(analysis, args.html)

@@ -57,14 +57,22 @@ def default_capture() -> Path:
 
 
 def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits | None = None,
-            progress=None, min_snippet: int = 8) -> "Analysis":
-    """Analyse one capture or several (read as one: rotated files, one per node).
+            progress=None, min_snippet: int = 8, executor=None,
+            engine: str = "flinkwire") -> "Analysis":
+    """Analyse one capture or several (rotated files, one per node) as one analysis.
 
     `config` is a Flink config file (`config.yaml` or `flink-conf.yaml`) whose
     ports name the channels. With `reveal=False` (the default) every finding
     value and snippet is redacted. Raises `CaptureError` for a file that is not
     a capture and `ConfigError` for an unreadable config; damage inside a
     capture becomes rows of `anomalies` instead.
+
+    Several files are analysed in parallel, one per worker, and merged (a flow
+    continuing across rotated files stays one flow; see `tables.merge`):
+    `executor` is a `concurrent.futures.Executor`, a `dask.distributed.Client`,
+    None for a local process pool, or False to read the files in order into
+    one flow table in this process. `engine="tshark"` builds the `flows` table
+    from Wireshark's dissectors instead (see `engines.tshark`).
     """
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths = [os.fspath(path_or_paths)]
@@ -73,6 +81,16 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
     flink_config = load_config(config) if config is not None else None
     port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
     ctx = Context(port_roles=port_roles, reveal=reveal, min_snippet=min_snippet)
+    if engine == "tshark":
+        from ..engines.tshark import tshark_rows
+        rows, stats = tshark_rows(paths, ctx, progress=progress)
+        return Analysis(paths, rows, stats, ctx, flink_config, reveal)
+    if engine != "flinkwire":
+        raise ValueError(f"unknown engine {engine!r}: 'flinkwire' or 'tshark'")
+    if len(paths) > 1 and executor is not False:
+        from .merge import analyze_parallel
+        rows, stats = analyze_parallel(paths, ctx, limits, progress, executor)
+        return Analysis(paths, rows, stats, ctx, flink_config, reveal)
     rows = Rows()
 
     def on_flow(flow):
@@ -328,6 +346,16 @@ class Analysis:
     def to_json(self, path=None, indent: int = 2) -> str:
         from ..faces.jsonout import write_json
         return write_json(self, path, indent)
+
+    def to_csv(self, directory) -> list:
+        """Write every table as CSV, with formula-like cells neutralised."""
+        from ..faces.export import write_csv
+        return write_csv(self, directory)
+
+    def to_parquet(self, directory) -> list:
+        """Write every table as Parquet (needs pyarrow)."""
+        from ..faces.export import write_parquet
+        return write_parquet(self, directory)
 
     def plaintext_flows(self, groups=("internal", "rest")) -> pd.DataFrame:
         """Flows of the given channel groups that are not TLS (what `check` fails on)."""

@@ -14,6 +14,7 @@ finding values and snippet text are masked at the moment the row is made.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 import logging
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_SNIPPETS_PER_FLOW = 20_000
 MAX_FINDINGS_PER_FLOW = 2000
 MIN_SNIPPET = 8
+MAX_SECRET_SPAN = 4096  # no secret value the scanners report is longer than this
 REQUEST_START = re.compile(
     rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) |^USER |^EHLO |^HELO |^[A-Za-z0-9]+ (LOGIN|CAPABILITY|STARTTLS)")
 SERVER_GREETING = re.compile(rb"^(HTTP/1\.[01] |220[ -]|\+OK|\* OK|SSH-)")
@@ -323,26 +325,51 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row) -> int:
             data = bytes(data[:plain - start])
             secrets = find_secrets(data)
             spans = []
+            values = set()
             for secret in secrets:
-                spans.append((secret.offset, secret.offset + len(secret.value.encode(
-                    "latin-1", "replace"))))
+                span = getattr(secret, "span", None) or (
+                    secret.offset, secret.offset + len(secret.value.encode("latin-1", "replace")))
+                spans.append(span)
+                if len(secret.value) >= 4:
+                    values.add(secret.value)
                 if findings < MAX_FINDINGS_PER_FLOW:
                     out.secret(fid, direction, start + secret.offset,
                                half.timestamp_at(start + secret.offset), secret, ctx.reveal)
                     findings += 1
+            spans.sort()
+            starts = [a for a, _ in spans]
             for offset, text in readable_runs(data, min_len=ctx.min_snippet):
                 readable += len(text)
                 if snippets >= MAX_SNIPPETS_PER_FLOW:
                     continue
-                local = [(max(a - offset, 0), b - offset) for a, b in spans
-                         if a < offset + len(text) and b > offset]
-                shown = text if ctx.reveal else redact_text(text, local)
+                shown = text if ctx.reveal else _masked_snippet(text, offset, spans, starts,
+                                                                values)
                 out.snippets.append({
                     "flow_id": fid, "direction": direction, "offset": start + offset,
                     "ts": half.timestamp_at(start + offset), "text": shown,
                 })
                 snippets += 1
     return readable
+
+
+def _masked_snippet(text, offset, spans, starts, values) -> str:
+    """The snippet with the secrets found in its stream masked.
+
+    The stream was scanned whole, with more context than a snippet has, so a
+    snippet that overlaps no secret span and holds no copy of a found value is
+    shown as it is; the others go through `redact_text` with their spans.
+    """
+    end = offset + len(text)
+    local = []
+    i = bisect.bisect_left(starts, end) - 1
+    while i >= 0 and starts[i] > offset - MAX_SECRET_SPAN:
+        a, b = spans[i]
+        if b > offset:
+            local.append((max(a - offset, 0), b - offset))
+        i -= 1
+    if not local and not any(value in text for value in values):
+        return text
+    return redact_text(text, local)
 
 
 def _tls_row(fid, facts) -> dict:

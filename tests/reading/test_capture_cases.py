@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import case_names, load_case
+from corpus import case_names, load_case
 from flinkwire.reading import open_capture
 
 

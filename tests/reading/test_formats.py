@@ -7,7 +7,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import CookedLinuxV2, Dot1AD, Dot1Q, Ether
 
 from builders import conversation, gz, pcap_bytes, pcapng_bytes
-from conftest import collect_streams
+from corpus import collect_streams
 from flinkwire.errors import CaptureError
 from flinkwire.reading import open_capture
 

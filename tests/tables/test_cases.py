@@ -3,7 +3,7 @@
 import pytest
 
 import flinkwire
-from conftest import case_names, load_case
+from corpus import case_names, load_case
 
 
 def _endpoint(ip, port):

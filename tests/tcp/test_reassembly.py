@@ -3,7 +3,7 @@
 from scapy.layers.inet import IP
 
 from builders import conversation, pcap_bytes, tcp_packet
-from conftest import collect_streams
+from corpus import collect_streams
 
 
 def _run(tmp_path, packets, limits=None):

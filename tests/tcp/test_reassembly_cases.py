@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import case_names, collect_streams, load_case, sha256
+from corpus import case_names, collect_streams, load_case, sha256
 
 
 @pytest.mark.parametrize("name", case_names())
