@@ -431,7 +431,9 @@ class Rows:
         value = secret.value if reveal else redact(secret.value)
         row = {
             "flow_id": fid, "direction": direction, "offset": offset, "ts": ts,
-            "kind": secret.kind, "value": value, "username": secret.username,
+            "kind": secret.kind, "value": value,
+            "username": secret.username if reveal or not secret.username
+            else redact(secret.username),
             "context": secret.context if reveal else redact_text(secret.context),
             "count": 1,
         }
