@@ -44,6 +44,7 @@ SEVERITY_OF_KIND = {
     "card-number": "high", "password": "high", "config-secret": "high", "token": "high",
     "api-key": "high", "bearer-token": "high", "basic-auth": "high", "cookie": "medium",
     "private-key": "high", "aws-access-key": "high", "jwt": "high", "email": "medium",
+    "job-code": "high",
 }
 OLD_TLS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
 WEAK_CIPHER_PARTS = ("_RC4_", "_DES_", "_3DES_", "_NULL_", "_EXPORT", "_anon_", "_MD5")
@@ -165,6 +166,7 @@ class Analysis:
         self.anomalies = _frame(anomalies, ANOMALY_COLUMNS)
 
         self._tls_rows = rows.tls
+        self._decoded_rows = {"blobs": rows.blobs, "http": rows.http}
         self.findings = _frame(self._findings(rows, role_of), FINDING_COLUMNS)
         self.channels = _frame(self._channels(), CHANNEL_COLUMNS)
 
@@ -211,6 +213,7 @@ class Analysis:
                 "direction": None, "offset": None, "ts": row.first_ts, "count": 1,
             })
         findings += self._tls_findings(role_of)
+        findings += self._job_code_findings(role_of)
         for secret in rows.findings:
             role = role_of.get(secret["flow_id"], "unknown")
             findings.append({
@@ -227,6 +230,41 @@ class Analysis:
             })
         findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["ts"] or 0))
         return findings
+
+    def _job_code_findings(self, role_of: dict) -> list[dict]:
+        """Job jars readable on the wire: blob transfers and REST uploads."""
+        out = []
+        seen = set()
+        sources = [("blobs", row, row.get("zip")) for row in self._decoded("blobs")]
+        for row in self._decoded("http"):
+            for part in row.get("parts") or []:
+                if isinstance(part, dict):
+                    sources.append(("http", row, part.get("zip")))
+        for table, row, archive in sources:
+            if not isinstance(archive, dict) or not archive.get("entries"):
+                continue
+            fid = row["flow_id"]
+            entries = [e for e in archive["entries"] if isinstance(e, str)]
+            key = (fid, tuple(entries[:50]))
+            if key in seen:
+                continue
+            seen.add(key)
+            classes = [e for e in entries if e.endswith(".class")]
+            role = role_of.get(fid, "unknown")
+            out.append({
+                "flow_id": fid, "role": role, "severity": "high", "kind": "job-code",
+                "value": f"{len(entries)} entries, {len(classes)} classes: "
+                         + ", ".join(classes[:3]) + ("…" if len(classes) > 3 else ""),
+                "evidence": f"a JAR crossed the {role} channel in plaintext "
+                            f"({table} table, offset {row.get('offset')})",
+                "remediation": remedy(role, "plaintext-channel", self.flink_version),
+                "direction": row.get("direction"), "offset": row.get("offset"),
+                "ts": row.get("ts"), "count": 1,
+            })
+        return out
+
+    def _decoded(self, name):
+        return getattr(self, "_decoded_rows", {}).get(name, [])
 
     def _tls_findings(self, role_of: dict) -> list[dict]:
         """How sound the TLS is: version, suite, certificates, client auth, failures."""

@@ -193,7 +193,9 @@ def examine(flow, ctx: Context, out) -> None:
 
     content = None
     if plain_c2s or plain_s2c:
+        marks = {name: len(getattr(out, name)) for name in DECODED_TABLES}
         content = _content(fid, c2s[:plain_c2s], s2c[:plain_s2c], ctx, out)
+        _stamp(out, marks, {"c2s": chalf, "s2c": shalf})
     readable = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row)
     if facts is None and (chalf.unique_bytes or shalf.unique_bytes):
         recognised = content is not None
@@ -205,6 +207,19 @@ def examine(flow, ctx: Context, out) -> None:
     row["role_evidence"] = "; ".join(evidence)
     row["_content"] = content
     out.flows.append(row)
+
+
+DECODED_TABLES = ("http", "rpc", "records", "blobs")
+
+
+def _stamp(out, marks, halves) -> None:
+    """Give each newly decoded message the capture time of its first byte."""
+    for name, start in marks.items():
+        for row in getattr(out, name)[start:]:
+            half = halves.get(row.get("direction"))
+            offset = row.get("offset")
+            if half is not None and isinstance(offset, int) and "ts" not in row:
+                row["ts"] = half.timestamp_at(offset)
 
 
 def _reassembly_anomalies(fid, direction, half, out) -> None:

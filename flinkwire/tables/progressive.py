@@ -1,0 +1,180 @@
+"""Progressive results: partial analyses while a long capture is still being read.
+
+Theory of operation
+-------------------
+`analyze_iter` runs the same reading loop as `tcp.build.build_flows` (the
+same decoder and flow table, fed the same packets in the same order), and
+every `every_packets` packets, or every `every_seconds` of capture time,
+pauses to take a snapshot:
+
+- the rows of the flows that have finished so far, as they are (their dicts
+  are copied, because `Analysis` settles roles in place);
+- with `live=True` (the default), every flow still open, examined as if it had
+  ended now. Examination only reads a flow (its retained head, counters and
+  anomalies), so the flow table goes on undisturbed; the snapshot's rows land
+  in a separate `Rows` and are thrown away with the partial analysis.
+
+Each snapshot becomes an `Analysis` with `partial = True`, `live_flows` (the
+ids of the flows that were still open, whose counts are only so far) and
+`packets_read`; the last item is the complete analysis (`partial = False`),
+equal to what `analyze(path, executor=False)` returns.
+
+Limits: a live flow seen without its handshake is oriented from what arrived
+so far, so its `flow_id` and direction can change in a later snapshot; bytes
+waiting behind a hole in a live stream are not in its snapshot. With
+`live=True`, each snapshot examines every open flow again (up to the
+retention limit per direction), so on captures with many long flows fewer,
+larger steps are cheaper; `live=False` shows finished flows only, at no cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..flink.config import load_config
+from ..packets.decode import Decoder
+from ..reading.capture import open_capture
+from ..tcp.build import BuildStats
+from ..tcp.flows import FlowTable, Limits
+from .analysis import Analysis
+from .examine import Context, Rows, examine
+
+log = logging.getLogger(__name__)
+
+TABLES = ("flows", "snippets", "findings", "anomalies", "tls", "http", "rpc", "records", "blobs")
+
+
+def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
+                 limits: Limits | None = None, min_snippet: int = 8,
+                 every_packets: int | None = 50_000, every_seconds: float | None = None,
+                 live: bool = True, progress=None):
+    """Yield partial `Analysis` objects as the capture is read, the complete one last.
+
+    A snapshot is taken every `every_packets` packets read and/or every
+    `every_seconds` seconds of capture time (packet timestamps, not the
+    wall clock), whichever comes first; give None to either to turn it off.
+    Several files are read in order into one flow table, as with
+    `analyze(paths, executor=False)`. Raises `CaptureError` and `ConfigError`
+    as `analyze` does, before the first item.
+    """
+    if every_packets is not None and every_packets <= 0:
+        raise ValueError("every_packets must be a positive number of packets, or None")
+    if every_seconds is not None and every_seconds <= 0:
+        raise ValueError("every_seconds must be a positive number of seconds, or None")
+    if isinstance(path_or_paths, (str, os.PathLike)):
+        paths = [os.fspath(path_or_paths)]
+    else:
+        paths = [os.fspath(p) for p in path_or_paths]
+    flink_config = load_config(config) if config is not None else None
+    port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
+    ctx = Context(port_roles=port_roles, reveal=reveal, min_snippet=min_snippet)
+    captures = [open_capture(p) for p in paths]
+    return _steps(paths, captures, ctx, flink_config, limits, every_packets,
+                  every_seconds, live, progress)
+
+
+def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seconds, live,
+           progress):
+    rows = Rows()
+
+    def on_flow(flow):
+        try:
+            examine(flow, ctx, rows)
+        except Exception:  # one flow's bug must not lose the others
+            log.exception("examining a flow failed")
+            rows.anomaly(None, None, None, "internal-error",
+                         "a flow could not be examined; see the log", source="flinkwire")
+
+    stats = BuildStats()
+    table = FlowTable(on_flow, limits)
+    decoder = Decoder()
+    decode = decoder.decode
+    add = table.add
+    step_ns = int(every_seconds * 1e9) if every_seconds is not None else None
+    next_packet = every_packets
+    next_ts = None
+    read = 0
+    done_bytes = 0
+    try:
+        for capture in captures:
+            stats.files.append(capture.info)
+            packets = 0
+            for ts, linktype, buf, off, caplen, _ in capture:
+                packets += 1
+                seg = decode(linktype, buf, off, caplen)
+                if seg is not None:
+                    add(seg, ts, buf)
+                if progress is not None and not packets & 0xFFFF:
+                    progress(done_bytes + off)
+                if step_ns is not None and next_ts is None:
+                    next_ts = ts + step_ns
+                due = ((next_packet is not None and read + packets >= next_packet)
+                       or (next_ts is not None and ts >= next_ts))
+                if due:
+                    stats.packets = read + packets
+                    yield _snapshot(paths, rows, stats, decoder, table, ctx, flink_config,
+                                    live)
+                    if next_packet is not None:
+                        next_packet = read + packets + every_packets
+                    if next_ts is not None:
+                        next_ts = ts + step_ns
+            read += packets
+            stats.packets = read
+            done_bytes += capture.info.file_size
+            stats.bytes_read = done_bytes
+            if progress is not None:
+                progress(done_bytes)
+            capture.close()
+        table.finish_all()
+    finally:
+        for capture in captures:
+            capture.close()
+    _settle(stats, decoder, table)
+    final = Analysis(paths, rows, stats, ctx, flink_config, ctx.reveal)
+    final.partial = False
+    final.live_flows = frozenset()
+    final.packets_read = stats.packets
+    yield final
+
+
+def _settle(stats: BuildStats, decoder: Decoder, table: FlowTable) -> None:
+    stats.skipped = dict(decoder.skipped)
+    stats.segments = stats.packets - sum(decoder.skipped.values())
+    stats.flows = table.count
+    stats.evicted = table.evicted
+    stats.port_reuse = table.reused
+    stats.vxlan = decoder.vxlan
+
+
+def _snapshot(paths, rows: Rows, stats: BuildStats, decoder, table, ctx, flink_config,
+              live: bool) -> Analysis:
+    """A partial Analysis of what was read so far; the running state is left as it was."""
+    snap = Rows()
+    for name in TABLES:
+        getattr(snap, name).extend(getattr(rows, name))
+    snap.flows = [dict(row) for row in rows.flows]
+    snap.findings = [dict(row) for row in rows.findings]  # later repeats raise counts
+    live_ids = []
+    if live:
+        fresh = Rows()
+        for flow in list(table.flows.values()):
+            try:
+                examine(flow, ctx, fresh)
+            except Exception:
+                log.exception("examining a live flow failed")
+                continue
+            live_ids.append(fresh.flows[-1]["flow_id"])
+        for name in TABLES:
+            getattr(snap, name).extend(getattr(fresh, name))
+    now = BuildStats(files=list(stats.files), packets=stats.packets,
+                     bytes_read=stats.bytes_read)
+    _settle(now, decoder, table)
+    analysis = Analysis(paths, snap, now, ctx, flink_config, ctx.reveal)
+    analysis.partial = True
+    analysis.live_flows = frozenset(live_ids)
+    analysis.packets_read = now.packets
+    return analysis
+
+
+__all__ = ["analyze_iter"]
