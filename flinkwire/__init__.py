@@ -11,12 +11,13 @@ does not pay for pandas.
 from .errors import CaptureError, ConfigError, FlinkwireError
 
 __all__ = ["Analysis", "CaptureError", "ConfigError", "FlinkwireError", "Limits", "analyze",
-           "default_capture"]
+           "analyze_iter", "default_capture"]
 __version__ = "0.1.0"
 
 _LAZY = {
     "Analysis": ("flinkwire.tables.analysis", "Analysis"),
     "analyze": ("flinkwire.tables.analysis", "analyze"),
+    "analyze_iter": ("flinkwire.tables.progressive", "analyze_iter"),
     "default_capture": ("flinkwire.tables.analysis", "default_capture"),
     "Limits": ("flinkwire.tcp.flows", "Limits"),
 }

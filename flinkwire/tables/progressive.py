@@ -7,24 +7,28 @@ same decoder and flow table, fed the same packets in the same order), and
 every `every_packets` packets, or every `every_seconds` of capture time,
 pauses to take a snapshot:
 
-- the rows of the flows that have finished so far, as they are (their dicts
-  are copied, because `Analysis` settles roles in place);
-- with `live=True` (the default), every flow still open, examined as if it had
-  ended now. Examination only reads a flow (its retained head, counters and
-  anomalies), so the flow table goes on undisturbed; the snapshot's rows land
-  in a separate `Rows` and are thrown away with the partial analysis.
+- the rows of the flows the flow table has handed on so far (evicted, or
+  ended by a reused port), as they are (their dicts are copied, because
+  `Analysis` settles roles in place);
+- every flow still in the table, examined as if it had ended now. The table
+  keeps a closed flow until the capture ends (late ACKs and retransmissions
+  still count), so until the last item most flows are of this kind.
+  Examination only reads a flow (its retained head, counters and anomalies),
+  so the table goes on undisturbed; the snapshot's rows land in a separate
+  `Rows`. A flow that received no packet since the previous snapshot is not
+  examined again: its rows from then are reused.
 
 Each snapshot becomes an `Analysis` with `partial = True`, `live_flows` (the
-ids of the flows that were still open, whose counts are only so far) and
+ids of the flows still in the table, whose counts are only so far) and
 `packets_read`; the last item is the complete analysis (`partial = False`),
 equal to what `analyze(path, executor=False)` returns.
 
 Limits: a live flow seen without its handshake is oriented from what arrived
 so far, so its `flow_id` and direction can change in a later snapshot; bytes
-waiting behind a hole in a live stream are not in its snapshot. With
-`live=True`, each snapshot examines every open flow again (up to the
-retention limit per direction), so on captures with many long flows fewer,
-larger steps are cheaper; `live=False` shows finished flows only, at no cost.
+waiting behind a hole in a live stream are not in its snapshot. Each snapshot
+examines again every flow that grew since the last one (its retained head, up
+to the retention limit per direction), so with many busy long flows fewer,
+larger steps are cheaper.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ TABLES = ("flows", "snippets", "findings", "anomalies", "tls", "http", "rpc", "r
 def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
                  limits: Limits | None = None, min_snippet: int = 8,
                  every_packets: int | None = 50_000, every_seconds: float | None = None,
-                 live: bool = True, progress=None):
+                 progress=None):
     """Yield partial `Analysis` objects as the capture is read, the complete one last.
 
     A snapshot is taken every `every_packets` packets read and/or every
@@ -71,10 +75,10 @@ def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
     ctx = Context(port_roles=port_roles, reveal=reveal, min_snippet=min_snippet)
     captures = [open_capture(p) for p in paths]
     return _steps(paths, captures, ctx, flink_config, limits, every_packets,
-                  every_seconds, live, progress)
+                  every_seconds, progress)
 
 
-def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seconds, live,
+def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seconds,
            progress):
     rows = Rows()
 
@@ -94,6 +98,7 @@ def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seco
     step_ns = int(every_seconds * 1e9) if every_seconds is not None else None
     next_packet = every_packets
     next_ts = None
+    seen: dict = {}  # flow index -> (packet signature, its rows at the last snapshot)
     read = 0
     done_bytes = 0
     try:
@@ -114,7 +119,7 @@ def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seco
                 if due:
                     stats.packets = read + packets
                     yield _snapshot(paths, rows, stats, decoder, table, ctx, flink_config,
-                                    live)
+                                    seen)
                     if next_packet is not None:
                         next_packet = read + packets + every_packets
                     if next_ts is not None:
@@ -148,25 +153,35 @@ def _settle(stats: BuildStats, decoder: Decoder, table: FlowTable) -> None:
 
 
 def _snapshot(paths, rows: Rows, stats: BuildStats, decoder, table, ctx, flink_config,
-              live: bool) -> Analysis:
+              seen: dict) -> Analysis:
     """A partial Analysis of what was read so far; the running state is left as it was."""
     snap = Rows()
     for name in TABLES:
         getattr(snap, name).extend(getattr(rows, name))
     snap.flows = [dict(row) for row in rows.flows]
-    snap.findings = [dict(row) for row in rows.findings]  # later repeats raise counts
     live_ids = []
-    if live:
-        fresh = Rows()
-        for flow in list(table.flows.values()):
+    still = {}
+    for flow in list(table.flows.values()):
+        first, second = flow.halves
+        signature = (first.frames, second.frames, first.capture_duplicates,
+                     second.capture_duplicates, flow.first_ts)
+        cached = seen.get(flow.index)
+        if cached is not None and cached[0] == signature:
+            examined = cached[1]
+        else:
+            examined = Rows()
             try:
-                examine(flow, ctx, fresh)
+                examine(flow, ctx, examined)
             except Exception:
                 log.exception("examining a live flow failed")
-                continue
-            live_ids.append(fresh.flows[-1]["flow_id"])
-        for name in TABLES:
-            getattr(snap, name).extend(getattr(fresh, name))
+        still[flow.index] = (signature, examined)
+        for name in TABLES[1:]:
+            getattr(snap, name).extend(getattr(examined, name))
+        for row in examined.flows:  # copied: Analysis settles roles in place
+            snap.flows.append(dict(row))
+            live_ids.append(row["flow_id"])
+    seen.clear()
+    seen.update(still)
     now = BuildStats(files=list(stats.files), packets=stats.packets,
                      bytes_read=stats.bytes_read)
     _settle(now, decoder, table)
