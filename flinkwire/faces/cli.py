@@ -108,6 +108,11 @@ def main(argv=None) -> int:
             if status:
                 return status
             plain = analysis.plaintext_flows(groups)
+            unknown = analysis.flows[analysis.flows["role"] == "unknown"]
+            if len(unknown):
+                readable = int(unknown["verdict"].isin(["plaintext"]).sum())
+                print(f"note: {len(unknown)} flows of unknown role not checked ({readable} "
+                      "plaintext); --config names more ports", file=sys.stderr)
             if plain.empty:
                 seen = analysis.flows[analysis.flows["role"].map(knowledge.channel_group)
                                       .isin(groups)]

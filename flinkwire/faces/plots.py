@@ -201,11 +201,17 @@ def _host_layout(ips_by_component: dict[str, list[str]]) -> dict[str, tuple[floa
     masters = ips_by_component.get("jobmanager", [])
     for i, ip in enumerate(masters):  # several JobManagers (HA) share the middle
         positions[ip] = (0.5 + 0.16 * (i - (len(masters) - 1) / 2), 0.5)
-    _on_arc(ips_by_component.get("taskmanager", []), 190, 350, positions)
-    _on_arc(ips_by_component.get("client", []), 30, 150, positions)
+    workers = ips_by_component.get("taskmanager", [])
+    upper = ips_by_component.get("client", [])
     others = ips_by_component.get("other", [])
-    _on_arc(others[::2], 150, 210, positions)
-    _on_arc(others[1::2], 30, -30, positions)
+    if len(workers) <= 4:
+        _on_arc(workers, 190, 350, positions)
+        _on_arc(upper, 30, 150, positions)
+        _on_arc(others[::2], 150, 210, positions)
+        _on_arc(others[1::2], 30, -30, positions)
+    else:  # a big cluster: TaskManagers round the lower two thirds, the rest on top
+        _on_arc(workers, 155, 385, positions)
+        _on_arc(upper + others, 25, 155, positions)
     return positions
 
 
@@ -249,10 +255,20 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
     positions = _host_layout(ips_by_component)
 
     frame = flows.assign(total=flows["bytes_c2s"].fillna(0) + flows["bytes_s2c"].fillna(0))
-    edges = (frame.groupby(["client_ip", "server_ip", "role", "verdict"], dropna=False)
-             .agg(flows=("flow_id", "count"), total=("total", "sum")).reset_index())
-    edges["pair"] = [tuple(sorted((c, s), key=_ip_key))
-                     for c, s in zip(edges["client_ip"], edges["server_ip"])]
+    frame["pair"] = [tuple(sorted((c, s), key=_ip_key))
+                     for c, s in zip(frame["client_ip"], frame["server_ip"])]
+    # a big cluster gets one line per host pair and channel, whichever side connected
+    both_ways = len(positions) > 6
+    keys = ["pair", "role", "verdict"] if both_ways else ["client_ip", "server_ip", "role",
+                                                          "verdict"]
+    edges = (frame.groupby(keys, dropna=False)
+             .agg(flows=("flow_id", "count"), total=("total", "sum"),
+                  first_client=("client_ip", "first"),
+                  directions=("client_ip", "nunique")).reset_index())
+    edges["client_ip"] = edges["first_client"]
+    if "pair" not in edges.columns:
+        edges["pair"] = [tuple(sorted((c, s), key=_ip_key))
+                         for c, s in zip(edges["client_ip"], edges["server_ip"])]
     edges = edges.sort_values(["pair", "role", "client_ip"]).reset_index(drop=True)
 
     ax = fig.add_subplot()
@@ -261,7 +277,10 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
     ax.set_aspect("equal")
     ax.set_axis_off()
     ax.set_title(title, fontsize=12)
-    node_radius = 0.06
+    spacing = min((math.dist(a, b) for a, b in _pairs(list(positions.values()))),
+                  default=1.0)
+    node_radius = min(0.06, 0.42 * spacing)
+    node_font = 9 if node_radius >= 0.05 else 7
     max_total = max(float(edges["total"].max()), 1.0)
 
     for ip, (x, y) in positions.items():
@@ -270,7 +289,7 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
         fill = {"jobmanager": "#F0E442", "taskmanager": "#CFE8F3", "client": "#E8E8E8"}
         ax.add_patch(Circle((x, y), node_radius, facecolor=fill.get(kind, "#FFFFFF"),
                             edgecolor="#333333", linewidth=1.2, zorder=4))
-        ax.text(x, y, f"{name}\n{ip}", ha="center", va="center", fontsize=9, zorder=5,
+        ax.text(x, y, f"{name}\n{ip}", ha="center", va="center", fontsize=node_font, zorder=5,
                 fontweight="bold" if kind == "jobmanager" else "normal")
 
     curves = []
@@ -289,7 +308,8 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
             if len(keep) < 2:
                 continue
             width = 1.2 + 4.0 * math.log1p(edge.total) / math.log1p(max_total)
-            ax.add_patch(FancyArrowPatch(path=Path(np.array(keep)), arrowstyle="-|>",
+            style = "<|-|>" if edge.directions > 1 else "-|>"
+            ax.add_patch(FancyArrowPatch(path=Path(np.array(keep)), arrowstyle=style,
                                          mutation_scale=14, linewidth=width,
                                          color=verdict_colour(edge.verdict), zorder=1))
             curves.append((curve, edge))
@@ -298,25 +318,38 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
     renderer = fig.canvas.get_renderer()
     placed = [ax.texts[i].get_window_extent(renderer) for i in range(len(ax.texts))]
     placed = [box.expanded(1.25, 1.1) for box in placed]  # the host circles, roughly
-    for curve, edge in curves:
+    omitted = 0
+    # the biggest channels get their labels first; one that fits nowhere is left out
+    for curve, edge in sorted(curves, key=lambda item: -item[1].total):
         label = f"{edge.role} ×{edge.flows}" if edge.flows > 1 else str(edge.role)
         text = ax.text(0, 0, label, ha="center", va="center", fontsize=8.5, zorder=3,
                        bbox=dict(boxstyle="round,pad=0.25", facecolor="white",
                                  edgecolor=verdict_colour(edge.verdict), linewidth=0.8))
-        box = None
         for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.28, 0.72, 0.22, 0.78):
             point = curve[int(round(t * (len(curve) - 1)))]
             text.set_position(point)
             box = text.get_window_extent(renderer).expanded(1.04, 1.1)
             if not _overlaps(box, placed):
+                placed.append(box)
                 break
-        placed.append(box)
+        else:
+            text.remove()
+            omitted += 1
+    if omitted:
+        ax.text(0.5, 0.0, f"{omitted} of {len(curves)} channel labels left out for lack of "
+                "room (analysis.channels has them all)", transform=ax.transAxes, ha="center",
+                va="bottom", fontsize=8, color="#555555")
 
     handles = _legend_handles(edges["verdict"])
     handles.append(Line2D([], [], color="#555555", marker=">", linestyle="-",
-                          label="arrow: client → server; width: bytes"))
+                          label="arrow: client → server (both ends: both ways); width: bytes"
+                          if both_ways else "arrow: client → server; width: bytes"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
+
+
+def _pairs(items):
+    return ((a, b) for i, a in enumerate(items) for b in items[i + 1:])
 
 
 def _ip_key(ip):

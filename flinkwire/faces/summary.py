@@ -9,7 +9,7 @@ from ..flink import knowledge
 from ..flink.remediation import remedy
 
 MAX_FINDING_LINES = 30
-FLOW_KINDS = ("plaintext-channel", "unencryptable-channel")
+FLOW_KINDS = ("plaintext-channel", "unencryptable-channel", "empty-connection")
 SECRET_KINDS = frozenset({"card-number", "password", "config-secret", "token", "api-key",
                           "bearer-token", "basic-auth", "cookie", "private-key",
                           "aws-access-key", "jwt", "email"})

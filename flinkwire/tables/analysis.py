@@ -191,6 +191,20 @@ class Analysis:
         findings = []
         for row in self.flows.itertuples(index=False):
             group = knowledge.channel_group(row.role)
+            if (row.verdict == "no-payload" and row.transport == "tcp" and row.handshake_seen
+                    and group in ("internal", "rest")):
+                findings.append({
+                    "flow_id": row.flow_id, "role": row.role, "severity": "medium",
+                    "kind": "empty-connection",
+                    "value": f"{row.client_ip}:{row.client_port} -> "
+                             f"{row.server_ip}:{row.server_port}",
+                    "evidence": "TCP connection opened and closed without one payload byte: "
+                                "typical of a TLS handshake that failed before its first "
+                                "record (no shared protocol or suite) or a refused peer",
+                    "remediation": remedy(row.role, "tls-handshake-failed", self.flink_version),
+                    "direction": None, "offset": None, "ts": row.first_ts, "count": 1,
+                })
+                continue
             if row.verdict != "plaintext":
                 continue
             if group in ("internal", "rest"):
