@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
+from matplotlib.transforms import Bbox
 from matplotlib.path import Path
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -316,8 +317,10 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
 
     fig.canvas.draw()  # settle the layout so label boxes are measured where they end up
     renderer = fig.canvas.get_renderer()
-    placed = [ax.texts[i].get_window_extent(renderer) for i in range(len(ax.texts))]
-    placed = [box.expanded(1.25, 1.1) for box in placed]  # the host circles, roughly
+    placed = [Bbox(ax.transData.transform([(x - node_radius, y - node_radius),
+                                           (x + node_radius, y + node_radius)]))
+              for x, y in positions.values()]  # the host circles
+    placed += [t.get_window_extent(renderer) for t in ax.texts]  # their names
     omitted = 0
     # the biggest channels get their labels first; one that fits nowhere is left out
     for curve, edge in sorted(curves, key=lambda item: -item[1].total):
