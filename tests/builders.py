@@ -8,9 +8,14 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 
+# Fixed MAC addresses: with none, scapy would resolve them (ARP on the real network).
+CLIENT_MAC = "02:00:00:00:00:01"
+SERVER_MAC = "02:00:00:00:00:02"
+
+
 def tcp_packet(src, sport, dst, dport, seq, ack=0, flags="A", payload=b"", v6=False):
     ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
-    return Ether() / ip / TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags) / payload
+    return Ether(src=CLIENT_MAC, dst=SERVER_MAC) / ip / TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags) / payload
 
 
 def conversation(client=("192.0.2.1", 40000), server=("198.51.100.2", 8081), c2s=(), s2c=(),

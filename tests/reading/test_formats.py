@@ -66,7 +66,7 @@ def test_gzip_compressed_capture_is_read_and_its_temp_file_removed(tmp_path):
 
 def test_qinq_sll2_and_null_link_types(tmp_path):
     base = conversation(c2s=[REQUEST], s2c=[RESPONSE])
-    qinq = [Ether() / Dot1AD(vlan=200) / Dot1Q(vlan=300) / p[IP] for p in base]
+    qinq = [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1AD(vlan=200) / Dot1Q(vlan=300) / p[IP] for p in base]
     _, flows = _streams(tmp_path, pcap_bytes([bytes(p) for p in qinq]), "qinq.pcap")
     assert flows[0]["c2s"] == REQUEST
 
