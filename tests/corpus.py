@@ -1,6 +1,8 @@
 """Paths and loaders for the test corpora, shared by the test modules."""
 
+import functools
 import hashlib
+import ipaddress
 import json
 import socket
 from pathlib import Path
@@ -55,3 +57,44 @@ def collect_streams(paths, limits=None):
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# -- streams of the real lab captures (captures/README.md) ------------------------------
+
+CAPTURES = ROOT / "captures"
+
+
+@functools.lru_cache(maxsize=None)
+def lab_streams(name):
+    """{(client, server): (c2s, s2c)} and the truth of a lab capture, or skip the test."""
+    import pytest
+
+    from flinkwire.tcp.build import build_flows
+
+    path = CAPTURES / f"{name}.pcap"
+    if not path.exists():
+        pytest.skip(f"{path} absent")
+    streams = {}
+
+    def keep(flow):
+        side = flow.client if flow.client is not None else 0
+        ends = [flow.endpoint(i) for i in (side, 1 - side)]
+        key = tuple(f"{ipaddress.ip_address(ip)}:{port}" for ip, port in ends)
+        streams[key] = (flow.halves[side].head(), flow.halves[1 - side].head())
+
+    build_flows([str(path)], keep)
+    truth = json.loads((CAPTURES / f"{name}.truth.json").read_text())
+    return streams, truth
+
+
+def streams_of_role(name, role):
+    """The (c2s, s2c) heads of every plaintext flow of `role` in a lab capture."""
+    import pytest
+
+    streams, truth = lab_streams(name)
+    found = [streams[(c["client"], c["server"])] for c in truth["connections"]
+             if c["server_role"] == role and c.get("expected_verdict") == "plaintext"
+             and (c["client"], c["server"]) in streams]
+    if not found:
+        pytest.skip(f"no plaintext {role} flow in {name}")
+    return found

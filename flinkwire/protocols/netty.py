@@ -26,7 +26,8 @@ import logging
 import re
 import struct
 
-from flinkwire.protocols.pekko import java_class_names
+from .pekko import java_class_names
+from .varint import read_varint
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +186,7 @@ def _layout_order(version_hint: str | None, preferred: str | None) -> list[_Layo
 
 def _varint7(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
     """Flink's 7-bit varint (low bits first, high bit = more follow), at most 5 bytes."""
-    value = 0
-    shift = 0
-    for i in range(pos, min(end, pos + 5)):
-        byte = buf[i]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, i + 1
-        shift += 7
-    return None
+    return read_varint(buf, pos, end, max_bytes=5)
 
 
 def _printable(code: int) -> bool:

@@ -27,6 +27,8 @@ import logging
 import re
 import struct
 
+from .varint import read_varint
+
 log = logging.getLogger(__name__)
 
 __all__ = ["detect", "decode", "resync", "FrameList", "read_varint", "protobuf_fields"]
@@ -59,19 +61,6 @@ class FrameList(list):
     def __init__(self, frames=(), anomalies=None):
         super().__init__(frames)
         self.anomalies: list[dict] = list(anomalies or [])
-
-
-def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
-    """Read a protobuf varint at `pos`; return (value, next pos), or None if cut or overlong."""
-    value = 0
-    shift = 0
-    for i in range(pos, min(end, pos + 10)):
-        byte = buf[i]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, i + 1
-        shift += 7
-    return None
 
 
 def protobuf_fields(buf: bytes, start: int = 0, end: int | None = None):

@@ -1,17 +1,15 @@
 """The blob protocol, per flink-wire-facts.md 2c, including jar listing and a zip bomb."""
 
-import functools
-import ipaddress
-import json
 import hashlib
 import io
 import random
 import struct
 import zipfile
 
-from pathlib import Path
 
 import pytest
+
+from corpus import streams_of_role
 
 from flinkwire.protocols import blob
 
@@ -176,40 +174,6 @@ def test_get_content_is_checked_against_the_key():
 
 
 # -- the real lab captures (captures/README.md), when present ----------------------------
-
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
-
-
-@functools.lru_cache(maxsize=None)
-def lab_streams(name):
-    """{(client, server): (c2s, s2c)} and the truth of a lab capture, or skip the test."""
-    from flinkwire.tcp.build import build_flows
-
-    path = CAPTURES / f"{name}.pcap"
-    if not path.exists():
-        pytest.skip(f"{path} absent")
-    streams = {}
-
-    def keep(flow):
-        side = flow.client if flow.client is not None else 0
-        ends = [flow.endpoint(i) for i in (side, 1 - side)]
-        key = tuple(f"{ipaddress.ip_address(ip)}:{port}" for ip, port in ends)
-        streams[key] = (flow.halves[side].head(), flow.halves[1 - side].head())
-
-    build_flows([str(path)], keep)
-    truth = json.loads((CAPTURES / f"{name}.truth.json").read_text())
-    return streams, truth
-
-
-def streams_of_role(name, role):
-    streams, truth = lab_streams(name)
-    found = [streams[(c["client"], c["server"])] for c in truth["connections"]
-             if c["server_role"] == role and c.get("expected_verdict") == "plaintext"
-             and (c["client"], c["server"]) in streams]
-    if not found:
-        pytest.skip(f"no plaintext {role} flow in {name}")
-    return found
-
 
 def test_lab_job_jar_download():
     for c2s, s2c in streams_of_role("s1-plaintext", "blob"):
