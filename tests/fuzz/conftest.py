@@ -1,0 +1,9 @@
+import os
+
+from fuzzing import write_stats
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("FLINKWIRE_FUZZ_STATS")
+    if path:
+        write_stats(path)
