@@ -22,6 +22,10 @@ then joins the parts, in the order the files were given:
   SYN, guessed the client the other way round, and their stream offsets are
   shifted by how far the earlier parts' streams reached in that direction
   (unique plus gap bytes), so offsets read as if one file had been analysed.
+  A later part's own TLS row is dropped (it saw no handshake) after its
+  application-data bytes and alerts are added to the first part's (after a
+  handshake, as one encrypted alert per direction: the later part could not
+  know its alert records were encrypted).
 - A secret seen in several parts of one flow becomes one finding whose count
   is the sum; a snippet cut by the file boundary is joined again when its two
   pieces meet exactly at the boundary.
@@ -31,6 +35,9 @@ straddles a file boundary may be missed or split (an HTTP message or RPC frame
 cut by the boundary is decoded only in the part that holds its start, if at
 all), and bytes retransmitted across the boundary are counted in both parts.
 Reading the files in one process (`executor=False`) has none of these limits.
+The default process pool starts workers the platform's way: where that is
+`spawn` (macOS, Windows), a script must call `analyze` under
+`if __name__ == "__main__":`.
 """
 
 from __future__ import annotations
@@ -134,11 +141,10 @@ def analyze_parallel(paths, ctx: Context, limits: Limits | None = None, progress
 class _Chain:
     """The merged flow row and how far its streams reach, while parts may still join it."""
 
-    __slots__ = ("row", "ends", "part")
+    __slots__ = ("ends", "row")
 
-    def __init__(self, row: dict, part: int):
+    def __init__(self, row: dict):
         self.row = row
-        self.part = part
         self.ends = {d: row[f"bytes_{d}"] + row[f"gap_bytes_{d}"] for d in DIRECTIONS}
 
     def continued_by(self, row: dict) -> bool:
@@ -179,7 +185,7 @@ def merge_parts(parts: list[FilePart], port_roles: dict | None = None) -> tuple[
             if chain is not None and chain.continued_by(row):
                 rekey[row["flow_id"]] = _join(chain, row, port_roles or {})
             else:
-                chain = _Chain(row, number)
+                chain = _Chain(row)
                 out.flows.append(row)
             latest[key] = chain
         chains.update(latest)
@@ -276,14 +282,27 @@ def _joined_snippet(tails: dict, item: dict, move: _Rekey) -> bool:
 
 
 def _add_application_data(tls_rows: list, move: _Rekey, later: dict) -> None:
+    """Count a later part's TLS records into the first part's TLS row: application
+    data bytes, and the alerts (a close_notify usually comes at the very end)."""
     for t in reversed(tls_rows):
-        if t["flow_id"] == move.flow_id:
-            for d in DIRECTIONS:
-                f = SWAP[d] if move.swapped else d
-                t[f"application_data_bytes_{f}"] = ((t.get(f"application_data_bytes_{f}") or 0)
-                                                   + (later.get(f"application_data_bytes_{d}")
-                                                      or 0))
-            return
+        if t["flow_id"] != move.flow_id:
+            continue
+        for d in DIRECTIONS:
+            f = SWAP[d] if move.swapped else d
+            t[f"application_data_bytes_{f}"] = ((t.get(f"application_data_bytes_{f}") or 0)
+                                               + (later.get(f"application_data_bytes_{d}")
+                                                  or 0))
+        alerts = [dict(a, direction=SWAP.get(a.get("direction"), a.get("direction")))
+                  if move.swapped else a for a in later.get("alerts") or ()]
+        if alerts and t.get("client_hello_seen"):
+            # Without the handshake the later part took encrypted alert records for
+            # plaintext ones; after a handshake they are encrypted: one per direction.
+            directions = dict.fromkeys(a.get("direction") for a in alerts)
+            alerts = [{"direction": d, "level": None, "description": "encrypted"}
+                      for d in directions]
+        if alerts:
+            t["alerts"] = list(t.get("alerts") or ()) + alerts
+        return
 
 
 def _add_stats(total: BuildStats, part: BuildStats) -> None:

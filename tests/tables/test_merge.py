@@ -193,3 +193,14 @@ def test_a_first_part_without_payload_takes_the_verdict_of_the_next():
     (flow,) = rows.flows
     assert (flow["flow_id"], flow["verdict"], flow["bytes_s2c"]) == ("F1", "plaintext", 900)
     assert flow["role"] == "jobmanager-rpc"  # decided again from the first part's server port
+
+
+@pytest.mark.parametrize("name", ["s2-internal-tls", "s3-full-tls-mutual-rest"])
+def test_tls_flows_across_rotated_files_keep_their_handshake_facts(name, tmp_path):
+    capture = ROOT / "captures" / f"{name}.pcap"
+    paths = [tmp_path / f"{name}-{n}.pcap" for n in range(3)]
+    split_pcap(capture, paths)
+    whole = flinkwire.analyze(capture, reveal=True)
+    merged = flinkwire.analyze(paths, reveal=True)
+    for table in ("flows", "tls", "findings", "anomalies"):
+        assert table_rows(merged, table) == table_rows(whole, table), table
