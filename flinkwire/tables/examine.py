@@ -28,7 +28,10 @@ from ..protocols import blob, flinkbin, http, netty, pekko, tls, zookeeper
 
 log = logging.getLogger(__name__)
 
-MAX_SNIPPETS_PER_FLOW = 20_000
+MAX_SNIPPETS_PER_FLOW = 5_000
+MAX_DECODED_PER_FLOW = 2_000     # records, RPC frames, blob operations kept per flow
+MAX_HTTP_PER_FLOW = 500
+MAX_ROWS_PER_TABLE = 250_000     # across the analysis; the rest is counted
 MAX_FINDINGS_PER_FLOW = 2000
 MIN_SNIPPET = 8
 MAX_SECRET_SPAN = 4096  # no secret value the scanners report is longer than this
@@ -191,12 +194,14 @@ def examine(flow, ctx: Context, out) -> None:
             out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
                         anomaly.get("kind"), anomaly.get("detail"), source="tls")
 
+    known = set()
+    readable = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known)
     content = None
     if plain_c2s or plain_s2c:
         marks = {name: len(getattr(out, name)) for name in DECODED_TABLES}
-        content = _content(fid, c2s[:plain_c2s], s2c[:plain_s2c], ctx, out)
+        masker = None if ctx.reveal else Masker(known)
+        content = _content(fid, c2s[:plain_c2s], s2c[:plain_s2c], ctx, out, masker)
         _stamp(out, marks, {"c2s": chalf, "s2c": shalf})
-    readable = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row)
     if facts is None and (chalf.unique_bytes or shalf.unique_bytes):
         recognised = content is not None
         row["verdict"] = "plaintext" if recognised or readable else "opaque"
@@ -239,13 +244,16 @@ def _reassembly_anomalies(fid, direction, half, out) -> None:
                     "counted but not scanned", source="limits")
 
 
-def _content(fid, c2s: bytes, s2c: bytes, ctx: Context, out):
+def _content(fid, c2s: bytes, s2c: bytes, ctx: Context, out, masker):
     """The content signature of a plaintext stream, with the decoded messages."""
-    messages = http.decode(c2s, s2c) if http.detect(c2s, s2c) else None
+    messages = None
+    if REQUEST_START.match(c2s[:64]) or s2c.startswith(b"HTTP/1."):
+        messages = [m for m in http.decode(c2s, s2c, max_messages=MAX_HTTP_PER_FLOW)
+                    if m.get("type") in ("request", "response")]
     if messages:
         role = http.flink_role(messages)
         for message in messages:
-            out.http.append(_shown({"flow_id": fid, **message}, ctx.reveal))
+            out.decoded("http", fid, _shown({"flow_id": fid, **message}, masker))
         _note_version(s2c, ctx)
         return {"role": role or "http", "evidence": _http_evidence(messages, role),
                 "kind": "http"}
@@ -260,7 +268,7 @@ def _content(fid, c2s: bytes, s2c: bytes, ctx: Context, out):
         if found:
             found = dict(found)
             found["kind"] = name
-            _decode_more(name, fid, c2s, s2c, found, out, ctx.reveal)
+            _decode_more(name, fid, c2s, s2c, found, out, masker)
             return found
     return None
 
@@ -277,58 +285,88 @@ def _note_version(s2c: bytes, ctx: Context) -> None:
         ctx.flink_versions.add(match.group(1).decode())
 
 
-def _shown(row: dict, reveal: bool) -> dict:
-    """The row as faces may see it: every captured string redacted unless `reveal`."""
-    if reveal:
-        return row
-    return {key: _redacted(value) for key, value in row.items()}
-
-
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
                                "x-api-key", "x-auth-token", "x-amz-security-token"})
 
 
-def _redacted(value, depth: int = 0):
+class Masker:
+    """Masks, in decoded messages, the secret values the stream scan found.
+
+    Decoded fields are cut from the same bytes the scanners read with full
+    context, so replacing each found value is enough and costs a substring
+    test per field instead of a scan. Header values are the exception: a
+    scanner needs the header name to know a value is secret.
+    """
+
+    def __init__(self, values):
+        self.values = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+        self.masks = {v: redact(v) for v in self.values}
+
+    def text(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, self.masks[value])
+        return text
+
+
+def _shown(row: dict, masker) -> dict:
+    """The row as faces may see it: captured strings masked unless revealing (masker None)."""
+    if masker is None:
+        return row
+    return {key: _redacted(value, masker) for key, value in row.items()}
+
+
+def _redacted(value, masker, depth: int = 0):
     if isinstance(value, dict) and depth < 4:
-        return {k: _header_value(k, v) if isinstance(k, str) and isinstance(v, str)
-                else _redacted(v, depth + 1) for k, v in value.items()}
+        return {k: _header_value(k, v, masker) if isinstance(k, str) and isinstance(v, str)
+                else _redacted(v, masker, depth + 1) for k, v in value.items()}
     if isinstance(value, str):
-        return redact_text(value)
+        return masker.text(value)
     if isinstance(value, (bytes, bytearray)):
-        return redact_text(bytes(value[:4096]).decode("latin-1"))
+        return masker.text(bytes(value[:4096]).decode("latin-1"))
     if depth < 4 and isinstance(value, (list, tuple)):
-        return [_redacted(v, depth + 1) for v in value]
+        return [_redacted(v, masker, depth + 1) for v in value]
     return value
 
 
-def _header_value(name: str, value: str) -> str:
+def _header_value(name: str, value: str, masker) -> str:
     """A `name: value` pair redacted with its name in view, as a scanner reads headers."""
     if name.lower() in SENSITIVE_HEADERS:
         return redact(value)
+    value = masker.text(value)
+    if len(value) > 512:
+        return value
     line = redact_text(f"{name}: {value}")
     return line[len(name) + 2:] if line.startswith(f"{name}: ") else redact_text(value)
 
 
-def _decode_more(name, fid, c2s, s2c, found, out, reveal) -> None:
+def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
     """Keep what the channel's decoder reads, for the Flink-aware tables."""
     if name == "netty":
         decoded = netty.decode(c2s, s2c, version_hint=found.get("flink_version_hint"))
-        for record in decoded["records"][:20000]:
-            out.records.append(_shown({"flow_id": fid, **record,
-                                       "fields": list(record.get("fields") or ())}, reveal))
+        for record in decoded["records"]:
+            row = _shown({"flow_id": fid, **record,
+                          "fields": list(record.get("fields") or ())}, masker)
+            if not out.decoded("records", fid, row):
+                break
         for anomaly in decoded["anomalies"]:
             out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
                         anomaly.get("kind"), anomaly.get("detail"), source="netty")
     elif name == "pekko":
-        for frame in pekko.decode(c2s, s2c, max_frames=20000):
-            out.rpc.append(_shown({"flow_id": fid, **frame}, reveal))
+        for frame in pekko.decode(c2s, s2c, max_frames=MAX_DECODED_PER_FLOW):
+            if not out.decoded("rpc", fid, _shown({"flow_id": fid, **frame}, masker)):
+                break
     elif name == "blob":
         for operation in blob.decode(c2s, s2c):
-            out.blobs.append(_shown({"flow_id": fid, **operation}, reveal))
+            if not out.decoded("blobs", fid, _shown({"flow_id": fid, **operation}, masker)):
+                break
 
 
-def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row) -> int:
-    """Snippets and secrets from the plaintext part of each direction."""
+def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> int:
+    """Snippets and secrets from the plaintext part of each direction.
+
+    Adds every secret value found to `known`, so decoded messages can mask them.
+    """
     readable = 0
     for direction, half, plain in (("c2s", flow.halves[cside], plain_c2s),
                                    ("s2c", flow.halves[1 - cside], plain_s2c)):
@@ -347,6 +385,7 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row) -> int:
                 spans.append(span)
                 if len(secret.value) >= 4:
                     values.add(secret.value)
+                    known.add(secret.value)
                 if findings < MAX_FINDINGS_PER_FLOW:
                     out.secret(fid, direction, start + secret.offset,
                                half.timestamp_at(start + secret.offset), secret, ctx.reveal)
@@ -355,7 +394,7 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, row) -> int:
             starts = [a for a, _ in spans]
             for offset, text in readable_runs(data, min_len=ctx.min_snippet):
                 readable += len(text)
-                if snippets >= MAX_SNIPPETS_PER_FLOW:
+                if snippets >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
                     continue
                 shown = text if ctx.reveal else _masked_snippet(text, offset, spans, starts,
                                                                 values)
@@ -428,6 +467,34 @@ class Rows:
         self.records: list[dict] = []
         self.blobs: list[dict] = []
         self._secret_rows: dict = {}
+        self._per_flow: dict = {}
+        self._full: set = set()
+
+    def room(self, table: str, fid) -> bool:
+        """True while `table` may take another row; the first refusal is an anomaly."""
+        if len(getattr(self, table)) < MAX_ROWS_PER_TABLE:
+            return True
+        if table not in self._full:
+            self._full.add(table)
+            self.anomaly(fid, None, None, "limit",
+                         f"{table} table full at {MAX_ROWS_PER_TABLE} rows: later rows are "
+                         "not kept", source="limits")
+        return False
+
+    def decoded(self, table: str, fid, row) -> bool:
+        """Keep a decoded message row, within the per-flow and per-table bounds."""
+        counts = self._per_flow.setdefault(table, {})
+        count = counts.get(fid, 0)
+        if count >= MAX_DECODED_PER_FLOW or not self.room(table, fid):
+            if count == MAX_DECODED_PER_FLOW:
+                self.anomaly(fid, None, None, "limit",
+                             f"more than {MAX_DECODED_PER_FLOW} {table} rows in one flow: "
+                             "later ones are not kept", source="limits")
+                counts[fid] = count + 1
+            return False
+        counts[fid] = count + 1
+        getattr(self, table).append(row)
+        return True
 
     def anomaly(self, fid, direction, offset, kind, detail, *, ts=None, length=None,
                 source="") -> None:
