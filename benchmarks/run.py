@@ -36,6 +36,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
@@ -79,12 +80,11 @@ def pss_anon_kib(pid: int) -> int:
     return 0
 
 
-def tree_pss_anon_kib(process: psutil.Process) -> int:
+def children_of(process: psutil.Process) -> list[int]:
     try:
-        children = process.children(recursive=True)
+        return [child.pid for child in process.children(recursive=True)]
     except psutil.Error:
-        children = []
-    return pss_anon_kib(process.pid) + sum(pss_anon_kib(child.pid) for child in children)
+        return []
 
 
 def measure(argv: list[str], timeout: float) -> dict:
@@ -97,10 +97,17 @@ def measure(argv: list[str], timeout: float) -> dict:
     done = threading.Event()
 
     def sample():
+        # Listing children scans all of /proc, so it is refreshed every 10th sample only.
         nonlocal peak
         handle = psutil.Process(process.pid)
+        children: list[int] = []
+        samples = 0
         while not done.is_set():
-            peak = max(peak, tree_pss_anon_kib(handle))
+            if samples % 10 == 0:
+                children = children_of(handle)
+            samples += 1
+            total = pss_anon_kib(process.pid) + sum(pss_anon_kib(pid) for pid in children)
+            peak = max(peak, total)
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -111,6 +118,10 @@ def measure(argv: list[str], timeout: float) -> dict:
         process.kill()
         stdout, stderr = process.communicate()
         stderr += f"\ntimed out after {timeout} s"
+    except BaseException:
+        process.kill()       # interrupted (Ctrl-C, SIGTERM): leave no contestant running
+        process.wait()
+        raise
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -299,6 +310,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tools = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
     unknown = [tool for tool in tools if tool not in JOBS]
