@@ -299,14 +299,15 @@ class Masker:
     """
 
     def __init__(self, values):
-        self.values = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
-        self.masks = {v: redact(v) for v in self.values}
+        ordered = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+        self.masks = {v: redact(v) for v in ordered}
+        # One alternation, longest first, so a value inside a longer one is not cut.
+        self.pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def text(self, text: str) -> str:
-        for value in self.values:
-            if value in text:
-                text = text.replace(value, self.masks[value])
-        return text
+        if self.pattern is None:
+            return text
+        return self.pattern.sub(lambda m: self.masks[m.group(0)], text)
 
 
 def _shown(row: dict, masker) -> dict:
@@ -372,7 +373,7 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> in
                                    ("s2c", flow.halves[1 - cside], plain_s2c)):
         snippets = 0
         findings = 0
-        for start, data in half.chunks:
+        for start, data in half.regions():
             if start >= plain:
                 break
             data = bytes(data[:plain - start])
@@ -392,12 +393,13 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> in
                     findings += 1
             spans.sort()
             starts = [a for a, _ in spans]
+            masker = Masker(values)
             for offset, text in readable_runs(data, min_len=ctx.min_snippet):
                 readable += len(text)
                 if snippets >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
                     continue
                 shown = text if ctx.reveal else _masked_snippet(text, offset, spans, starts,
-                                                                values)
+                                                                masker)
                 out.snippets.append({
                     "flow_id": fid, "direction": direction, "offset": start + offset,
                     "ts": half.timestamp_at(start + offset), "text": shown,
@@ -406,7 +408,7 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> in
     return readable
 
 
-def _masked_snippet(text, offset, spans, starts, values) -> str:
+def _masked_snippet(text, offset, spans, starts, known) -> str:
     """The snippet with the secrets found in its stream masked.
 
     The stream was scanned whole, with more context than a snippet has, so a
@@ -421,9 +423,9 @@ def _masked_snippet(text, offset, spans, starts, values) -> str:
         if b > offset:
             local.append((max(a - offset, 0), b - offset))
         i -= 1
-    if not local and not any(value in text for value in values):
+    if not local and (known.pattern is None or not known.pattern.search(text)):
         return text
-    return redact_text(text, local)
+    return known.text(redact_text(text, local, rescan=False))
 
 
 def _tls_row(fid, facts) -> dict:
@@ -516,7 +518,10 @@ class Rows:
             "kind": secret.kind, "value": value,
             "username": secret.username if reveal or not secret.username
             else redact(secret.username),
-            "context": secret.context if reveal else redact_text(secret.context),
+            # The context is the scanner's label (a key name, "FTP PASS"); mask the
+            # value in it should a label ever quote it.
+            "context": secret.context if reveal or secret.value not in secret.context
+            else secret.context.replace(secret.value, redact(secret.value)),
             "count": 1,
         }
         self._secret_rows[key] = row

@@ -26,14 +26,13 @@ Memory: only the first `Limits.retain_per_direction` bytes of each direction
 are kept (as chunks, since gaps leave holes); later bytes are counted, not
 stored. Out-of-order data waits in `pending` up to `Limits.pending_per_direction`
 bytes, after which the hole is given up as a gap. The table holds at most
-`Limits.max_flows` flows; the least recently active one is evicted (finished
-and handed on) when it is full, and each eviction is counted.
+`Limits.max_flows` flows; when it is full the least recently active tenth is
+evicted (finished and handed on), and each eviction is counted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,35 @@ class Limits:
     max_flows: int = 200_000
 
 
+class Chunk:
+    """Retained bytes from stream offset `start` on, with no hole inside.
+
+    Segments are kept as a list and joined on first read: growing one
+    bytearray per flow reallocates and copies as thousands of flows grow at
+    once, which made appends quadratic on large captures.
+    """
+
+    __slots__ = ("start", "parts", "size")
+
+    def __init__(self, start: int, part: bytes):
+        self.start = start
+        self.parts = [part]
+        self.size = len(part)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    def append(self, part: bytes) -> None:
+        self.parts.append(part)
+        self.size += len(part)
+
+    def data(self) -> bytes:
+        if len(self.parts) != 1:
+            self.parts = [b"".join(self.parts)]
+        return self.parts[0]
+
+
 class Half:
     """One direction of a flow."""
 
@@ -71,7 +99,7 @@ class Half:
         self.based = False        # stream offset 0 has been tied to a sequence number
         self.seq_next = 0         # 32-bit sequence number of stream offset `next`
         self.next = 0             # next expected stream offset
-        self.chunks = []          # [start_offset, bytearray] of retained bytes
+        self.chunks = []          # Chunk of retained bytes, in stream order
         self.kept = 0
         self.pending = {}         # offset -> (bytes or None, length, ts)
         self.pending_bytes = 0
@@ -99,9 +127,14 @@ class Half:
 
     def head(self) -> bytes:
         """The retained bytes from offset 0 up to the first hole."""
-        if not self.chunks or self.chunks[0][0] != 0:
+        if not self.chunks or self.chunks[0].start != 0:
             return b""
-        return bytes(self.chunks[0][1])
+        return self.chunks[0].data()
+
+    def regions(self):
+        """(start offset, bytes) of every retained run, in stream order."""
+        for chunk in self.chunks:
+            yield chunk.start, chunk.data()
 
     def head_complete(self) -> bool:
         """True when `head()` is the whole stream (nothing cut, no hole after it)."""
@@ -121,9 +154,10 @@ class Half:
         return marks[lo - 1][1] if lo else self.first_ts
 
     def _held(self, offset: int, length: int):
-        for start, data in self.chunks:
-            if start <= offset and offset + length <= start + len(data):
-                return bytes(data[offset - start:offset - start + length])
+        for chunk in self.chunks:
+            if chunk.start <= offset and offset + length <= chunk.end:
+                data = chunk.data()
+                return data[offset - chunk.start:offset - chunk.start + length]
         return None
 
     def _check_overlap(self, offset: int, payload, ts) -> None:
@@ -143,15 +177,19 @@ class Half:
     def _append(self, offset: int, payload, length: int, ts, table) -> None:
         # `offset == self.next` here: the bytes extend the stream.
         if payload is not None and not self.retain_cut:
-            room = table.room(self)
+            room = table.retain_per_direction - self.kept
+            total_room = table.retain_total - table.kept_total
+            if total_room < room:
+                room = total_room
             if room <= 0:
                 self.retain_cut = True
             else:
                 part = payload if length <= room else payload[:room]
-                if self.chunks and self.chunks[-1][0] + len(self.chunks[-1][1]) == offset:
-                    self.chunks[-1][1] += part
+                chunks = self.chunks
+                if chunks and chunks[-1].end == offset:
+                    chunks[-1].append(part)
                 else:
-                    self.chunks.append([offset, bytearray(part)])
+                    chunks.append(Chunk(offset, part))
                 self.kept += len(part)
                 table.kept_total += len(part)
                 if len(self.marks) < MAX_MARKS:
@@ -297,8 +335,10 @@ class FlowTable:
 
     def __init__(self, on_done, limits: Limits | None = None):
         self.limits = limits or Limits()
+        self.retain_per_direction = self.limits.retain_per_direction
+        self.retain_total = self.limits.retain_total
         self.on_done = on_done
-        self.flows: OrderedDict = OrderedDict()
+        self.flows: dict = {}
         self.kept_total = 0
         self.count = 0
         self.evicted = 0
@@ -330,13 +370,9 @@ class FlowTable:
             self.count += 1
             flows[key] = flow
             if len(flows) > self.limits.max_flows:
-                oldest = next(iter(flows))
-                self.evicted += 1
-                self._finish(flows[oldest])
-        else:
-            flows.move_to_end(key)
-            if ts < flow.first_ts:
-                flow.first_ts = ts
+                self._evict()
+        elif ts < flow.first_ts:
+            flow.first_ts = ts
         if ts > flow.last_ts:
             flow.last_ts = ts
 
@@ -392,9 +428,20 @@ class FlowTable:
         if length > 0:
             half.payload_frames += 1
             payload = None
-            if not half.retain_cut and half.kept < self.limits.retain_per_direction:
+            if not half.retain_cut and half.kept < self.retain_per_direction:
                 payload = buf[start:end]
             half.add(seq, payload, length, ts, self)
+
+    def _evict(self) -> None:
+        """Finish the least recently active tenth of the table at once.
+
+        Evicting in batches keeps the per-packet path free of LRU bookkeeping;
+        a full table costs one sort per tenth of `max_flows` new flows.
+        """
+        flows = sorted(self.flows.values(), key=lambda f: f.last_ts)
+        for flow in flows[:max(1, len(flows) // 10)]:
+            self.evicted += 1
+            self._finish(flow)
 
     def _finish(self, flow: Flow) -> None:
         self.flows.pop(flow.key, None)
