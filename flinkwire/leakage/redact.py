@@ -62,7 +62,8 @@ def _masked(value: str, keep: int) -> str:
     return f"{value[:kept]}{_ELLIPSIS}{value[-kept:]}"
 
 
-def redact_text(text: str, secrets: list[tuple[int, int]] | None = None) -> str:
+def redact_text(text: str, secrets: list[tuple[int, int]] | None = None, *,
+                rescan: bool = True) -> str:
     """`text` with every given [start, end) span and every secret found in it masked.
 
     The spans are character offsets into `text` (for a snippet cut from a stream,
@@ -90,8 +91,11 @@ def redact_text(text: str, secrets: list[tuple[int, int]] | None = None) -> str:
             spans.append((start, end))
 
     # One byte per character keeps the scanner's offsets equal to text indices.
+    # `rescan=False` is for a caller that already scanned the text's whole stream
+    # (with more context than the text has) and passes every span it found.
     values = {text[start:end] for start, end in spans}
-    for secret in find_secrets(text.encode("latin-1", errors="replace")):
+    found = find_secrets(text.encode("latin-1", errors="replace")) if rescan else ()
+    for secret in found:
         start, end = secret.span
         if start < end:
             spans.append((start, min(end, len(text))))
