@@ -100,7 +100,7 @@ def render_summary(analysis) -> str:
     for ch in analysis.channels.itertuples(index=False):
         lines.append(f"{_cell(ch.role, 17):<17} {ch.flows:>5} {human_bytes(ch.bytes):>9} "
                      f"{ch.tls_share:>5.0%} {ch.plaintext_share:>5.0%}  "
-                     f"{_cell(ch.readable or '-', 48)}")
+                     f"{_cell(ch.readable or '-', 60)}")
     lines.append("")
 
     findings = analysis.findings
