@@ -13,6 +13,7 @@ these processes from outside; nothing here measures itself.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,14 +54,17 @@ def result(packets: int, frame) -> dict:
 
 
 def run_flinkwire(path: str) -> dict:
-    sys.path.insert(0, str(ROOT))     # the working tree, installed or not
+    # The working tree (installed or not), or the snapshot run.py --flinkwire-commit made.
+    sys.path.insert(0, os.environ.get("FLINKWIRE_SRC") or str(ROOT))
     import flinkwire
 
     analysis = flinkwire.analyze(path)
     flows = analysis.flows
     packets = int(flows.packets_c2s.sum() + flows.packets_s2c.sum()) if len(flows) else 0
     return {"packets": packets, "flows": len(flows),
-            "tls_flows": int((flows.verdict == "tls").sum())}
+            "tls_flows": int((flows.verdict == "tls").sum()),
+            "verdicts": flows.verdict.value_counts().to_dict(),
+            "source": str(Path(flinkwire.__file__).parent.parent)}
 
 
 def run_scapy(path: str) -> dict:
