@@ -303,9 +303,10 @@ class Masker:
         self.masks = {v: redact(v) for v in ordered}
         # One alternation, longest first, so a value inside a longer one is not cut.
         self.pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self.shortest = len(ordered[-1]) if ordered else 0
 
     def text(self, text: str) -> str:
-        if self.pattern is None:
+        if self.pattern is None or len(text) < self.shortest:
             return text
         return self.pattern.sub(lambda m: self.masks[m.group(0)], text)
 

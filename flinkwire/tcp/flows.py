@@ -53,6 +53,11 @@ class Limits:
     retain_total: int = 512 * 1024 * 1024
     pending_per_direction: int = 8 * 1024 * 1024
     max_flows: int = 200_000
+    # A closed flow is finished this long (capture time) after its last packet,
+    # and any flow after `idle_timeout_s` of silence: their payload is then
+    # examined and dropped, so memory follows the flows alive at once.
+    close_grace_s: float = 10.0
+    idle_timeout_s: float = 900.0
 
 
 class Chunk:
@@ -343,6 +348,10 @@ class FlowTable:
         self.count = 0
         self.evicted = 0
         self.reused = 0
+        self.swept = 0
+        self.packets = 0
+        self.close_grace = int(self.limits.close_grace_s * 1e9)
+        self.idle_timeout = int(self.limits.idle_timeout_s * 1e9)
 
     def room(self, half: Half) -> int:
         return min(self.limits.retain_per_direction - half.kept,
@@ -351,6 +360,9 @@ class FlowTable:
     def add(self, seg, ts: int, buf) -> None:
         """Feed one decoded segment (see `packets.Segment`) seen at `ts`."""
         proto, src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum, vlan = seg
+        self.packets += 1
+        if not self.packets & 0x3FFF:
+            self.sweep(ts)
         if (src, sport) <= (dst, dport):
             key = (src, sport, dst, dport)
             side = 0
@@ -431,6 +443,15 @@ class FlowTable:
             if not half.retain_cut and half.kept < self.retain_per_direction:
                 payload = buf[start:end]
             half.add(seq, payload, length, ts, self)
+
+    def sweep(self, now: int) -> None:
+        """Finish closed flows past their grace time and flows idle too long."""
+        grace, idle = now - self.close_grace, now - self.idle_timeout
+        done = [f for f in self.flows.values()
+                if f.last_ts < idle or (f.closed and f.last_ts < grace)]
+        for flow in done:
+            self.swept += 1
+            self._finish(flow)
 
     def _evict(self) -> None:
         """Finish the least recently active tenth of the table at once.
