@@ -38,6 +38,7 @@ def analysis_dict(analysis) -> dict:
         "flink_version": analysis.flink_version,
         "redacted": not analysis.reveal,
         "packets": analysis.stats.packets,
+        "verdict": _clean(getattr(analysis, "verdict", {})),
     }
     for name in TABLES:
         frame = getattr(analysis, name, None)

@@ -92,6 +92,11 @@ def render_summary(analysis) -> str:
     lines.append(f"flinkwire: {names} ({human_bytes(size)}, {stats.packets:,} packets, "
                  f"{len(analysis.flows):,} flows{version})")
     lines.append(verdict_line(analysis))
+    v = getattr(analysis, "verdict", {}) or {}
+    if v:
+        lines.append(f"Internal TLS: {v.get('internal_tls')} (mutual: "
+                     f"{v.get('internal_mutual_auth')}); REST TLS: {v.get('rest_tls')} "
+                     f"(client certificates: {v.get('rest_mutual_auth')})")
     lines.append("")
 
     header = f"{'channel':<17} {'flows':>5} {'bytes':>9} {'TLS':>5} {'plain':>5}  readable"

@@ -169,6 +169,7 @@ class Analysis:
         self._decoded_rows = {"blobs": rows.blobs, "http": rows.http}
         self.findings = _frame(self._findings(rows, role_of), FINDING_COLUMNS)
         self.channels = _frame(self._channels(), CHANNEL_COLUMNS)
+        self.verdict = self._cluster_verdict()
 
     # -- settled over all flows ---------------------------------------------
 
@@ -244,6 +245,38 @@ class Analysis:
             })
         findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["ts"] or 0))
         return findings
+
+    def _cluster_verdict(self) -> dict:
+        """Internal TLS and REST TLS: on, off, partial or not seen; mutual authentication."""
+        flows = self.flows
+        verdict = {}
+        tls_by_flow = {t["flow_id"]: t for t in self._tls_rows}
+        for group in ("internal", "rest"):
+            mine = flows[flows["role"].map(knowledge.channel_group) == group] \
+                if not flows.empty else flows
+            carrying = mine[mine["verdict"] != "no-payload"] if not mine.empty else mine
+            if carrying.empty:
+                state = "not seen"
+            elif (carrying["verdict"] == "tls").all():
+                state = "on"
+            elif (carrying["verdict"] == "tls").any():
+                state = "partial"
+            else:
+                state = "off"
+            verdict[f"{group}_tls"] = state
+            rows = [tls_by_flow[f] for f in carrying["flow_id"] if f in tls_by_flow] \
+                if not carrying.empty else []
+            requested = [r.get("client_certificate_requested") for r in rows]
+            if not rows:
+                mutual = "n/a"
+            elif all(r is True for r in requested):
+                mutual = "yes"
+            elif any(r is False for r in requested):
+                mutual = "no" if not any(r is True for r in requested) else "partial"
+            else:
+                mutual = "not visible (TLS 1.3)"
+            verdict[f"{group}_mutual_auth"] = mutual
+        return verdict
 
     def _job_code_findings(self, role_of: dict) -> list[dict]:
         """Job jars readable on the wire: blob transfers and REST uploads."""
