@@ -92,7 +92,7 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
         from .merge import analyze_parallel
         rows, stats = analyze_parallel(paths, ctx, limits, progress, executor)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
-    rows = Rows()
+    rows = Rows((limits or Limits()).max_rows_per_table)
 
     def on_flow(flow):
         try:

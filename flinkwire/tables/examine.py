@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_SNIPPETS_PER_FLOW = 5_000
 MAX_DECODED_PER_FLOW = 2_000     # records, RPC frames, blob operations kept per flow
 MAX_HTTP_PER_FLOW = 500
-MAX_ROWS_PER_TABLE = 250_000     # across the analysis; the rest is counted
+MAX_ROWS_PER_TABLE = 100_000     # default of Limits.max_rows_per_table
 MAX_FINDINGS_PER_FLOW = 2000
 MIN_SNIPPET = 8
 MAX_SECRET_SPAN = 4096  # no secret value the scanners report is longer than this
@@ -459,7 +459,8 @@ def _tls_row(fid, facts) -> dict:
 class Rows:
     """The growing lists of rows, one per table."""
 
-    def __init__(self):
+    def __init__(self, max_rows: int = MAX_ROWS_PER_TABLE):
+        self.max_rows = max_rows
         self.flows: list[dict] = []
         self.snippets: list[dict] = []
         self.findings: list[dict] = []
@@ -475,12 +476,12 @@ class Rows:
 
     def room(self, table: str, fid) -> bool:
         """True while `table` may take another row; the first refusal is an anomaly."""
-        if len(getattr(self, table)) < MAX_ROWS_PER_TABLE:
+        if len(getattr(self, table)) < self.max_rows:
             return True
         if table not in self._full:
             self._full.add(table)
             self.anomaly(fid, None, None, "limit",
-                         f"{table} table full at {MAX_ROWS_PER_TABLE} rows: later rows are "
+                         f"{table} table full at {self.max_rows} rows: later rows are "
                          "not kept", source="limits")
         return False
 
@@ -512,6 +513,8 @@ class Rows:
         row = self._secret_rows.get(key)
         if row is not None:
             row["count"] += 1
+            return
+        if not self.room("findings", fid):
             return
         value = secret.value if reveal else redact(secret.value)
         row = {

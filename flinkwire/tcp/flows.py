@@ -56,6 +56,10 @@ class Limits:
     # A closed flow is finished this long (capture time) after its last packet,
     # and any flow after `idle_timeout_s` of silence: their payload is then
     # examined and dropped, so memory follows the flows alive at once.
+    # Rows kept per table (snippets, findings, records, RPC frames, ...); past it
+    # rows are counted in one `limit` anomaly per table, so the tables stay
+    # bounded however long the capture.
+    max_rows_per_table: int = 100_000
     close_grace_s: float = 10.0
     idle_timeout_s: float = 900.0
 
