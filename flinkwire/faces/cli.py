@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 
 from ..errors import FlinkwireError
 from ..flink import knowledge
 from ..tables.analysis import analyze, default_capture
+from .summary import printable
 
 GROUPS = ("internal", "rest", "unencryptable", "external-service")
 
@@ -61,21 +64,73 @@ def _run_analysis(args, reveal=False):
     read_nothing = True
     for info in analysis.stats.files:
         for anomaly in info.anomalies:
-            _warn(f"{info.path}: {anomaly['kind']} at file offset {anomaly['file_offset']}: "
-                  f"{anomaly['detail']}")
+            _warn(printable(f"{info.path}: {anomaly['kind']} at file offset "
+                            f"{anomaly['file_offset']}: {anomaly['detail']}"))
         if info.records_complete:
             read_nothing = False
     if read_nothing and any(info.anomalies for info in analysis.stats.files):
-        print(f"flinkwire: {', '.join(paths)}: no packet could be read", file=sys.stderr)
+        print(f"flinkwire: {printable(', '.join(paths))}: no packet could be read",
+              file=sys.stderr)
         return analysis, 2
     return analysis, 0
+
+
+def _outputs_ok(args) -> bool:
+    """Refuse, before any work, output paths that would overwrite a capture or cannot be made."""
+    captures = {os.path.realpath(p) for p in (args.captures or [])}
+    for option in ("json", "html", "csv", "parquet"):
+        target = getattr(args, option, None)
+        if not target:
+            continue
+        if os.path.realpath(target) in captures:
+            print(f"flinkwire: --{option} {printable(target)}: is one of the captures; "
+                  "refusing to overwrite it", file=sys.stderr)
+            return False
+        parent = os.path.dirname(os.path.abspath(target)) if option in ("json", "html") \
+            else os.path.abspath(target)
+        probe = parent if option in ("json", "html") else os.path.dirname(parent)
+        if option in ("json", "html") and os.path.isdir(target):
+            print(f"flinkwire: --{option} {printable(target)}: is a directory", file=sys.stderr)
+            return False
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+            print(f"flinkwire: --{option} {printable(target)}: cannot write there",
+                  file=sys.stderr)
+            return False
+    return True
+
+
+def _terminate(signum, frame):
+    # SIGTERM (timeout, CI) unwinds like Ctrl-C, so temporary files are removed.
+    raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.ERROR, format="flinkwire: %(levelname)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:
+        pass  # not the main thread (called from a library user's thread)
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except OSError as exc:
+        print(f"flinkwire: {printable(exc.filename or '')}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+
+
+def _main(args) -> int:
+    try:
         if args.command == "report":
+            if not _outputs_ok(args):
+                return 2
             analysis, status = _run_analysis(args, reveal=args.reveal)
             if status:
                 return status
@@ -100,6 +155,10 @@ def main(argv=None) -> int:
         if args.command == "check":
             groups = [g.strip() for g in args.require_tls.split(",") if g.strip()]
             unknown = [g for g in groups if g not in GROUPS]
+            if not groups:
+                print("flinkwire: --require-tls: name at least one channel group "
+                      f"({', '.join(GROUPS)})", file=sys.stderr)
+                return 2
             if unknown:
                 print(f"flinkwire: --require-tls: unknown channel group {unknown[0]!r} "
                       f"(choose from {', '.join(GROUPS)})", file=sys.stderr)
@@ -113,10 +172,20 @@ def main(argv=None) -> int:
                 readable = int(unknown["verdict"].isin(["plaintext"]).sum())
                 print(f"note: {len(unknown)} flows of unknown role not checked ({readable} "
                       "plaintext); --config names more ports", file=sys.stderr)
+            seen = analysis.flows[analysis.flows["role"].map(knowledge.channel_group)
+                                  .isin(groups)] if len(analysis.flows) else analysis.flows
+            empty = int((seen["verdict"] == "no-payload").sum()) if len(seen) else 0
+            if empty:
+                print(f"note: {empty} connections of {', '.join(groups)} channels carried no "
+                      "payload: neither TLS nor plaintext could be seen", file=sys.stderr)
+            tls_seen = analysis.tls_flows(groups)
+            if plain.empty and tls_seen.empty:
+                print(f"FAIL: no flow of {', '.join(groups)} channels was seen carrying TLS "
+                      f"({len(seen)} flows of those channels in the capture)")
+                return 1
             if plain.empty:
-                seen = analysis.flows[analysis.flows["role"].map(knowledge.channel_group)
-                                      .isin(groups)]
-                print(f"OK: all {len(seen)} flows of {', '.join(groups)} channels are TLS")
+                print(f"OK: all {len(tls_seen)} data-carrying flows of {', '.join(groups)} "
+                      "channels are TLS")
                 return 0
             print(f"FAIL: {len(plain)} flows of {', '.join(groups)} channels are not TLS:")
             for f in plain.itertuples(index=False):
@@ -124,7 +193,7 @@ def main(argv=None) -> int:
                       f"{f.server_ip}:{f.server_port} {f.verdict}")
             return 1
     except FlinkwireError as exc:
-        print(f"flinkwire: {exc}", file=sys.stderr)
+        print(f"flinkwire: {printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("flinkwire: interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 
 from ..flink import knowledge
@@ -61,9 +62,16 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text) -> str:
+    """Captured text made safe for a terminal: every C0/C1 control byte becomes '?'."""
+    return CONTROL.sub("?", "" if text is None else str(text))
+
+
 def _cell(text, width: int) -> str:
-    text = "" if text is None else str(text)
-    text = text.replace("\n", " ").replace("\r", " ").replace("\x1b", "?")
+    text = printable(text)
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
@@ -73,12 +81,17 @@ def verdict_line(analysis) -> str:
         return "Verdict: no TCP or UDP flows in the capture"
     flink = flows[flows["role"].map(knowledge.channel_group).isin(["internal", "rest"])]
     plain = flink[flink["verdict"].isin(["plaintext", "opaque"])]
-    roles = sorted(set(flink["role"]))
+    carrying = flink[flink["verdict"] != "no-payload"]
+    roles = sorted(set(carrying["role"]))
     plain_roles = sorted(set(plain["role"]))
-    if flink.empty:
-        return "Verdict: no Flink internal or REST channel recognised"
+    empty = len(flink) - len(carrying)
+    if carrying.empty:
+        return ("Verdict: no Flink internal or REST channel carried data"
+                + (f" ({empty} connections without payload)" if empty else ""))
     if plain.empty:
-        return f"Verdict: ENCRYPTED: all {len(flink)} flows of {len(roles)} Flink channels use TLS"
+        return (f"Verdict: ENCRYPTED: all {len(carrying)} data-carrying flows of {len(roles)} "
+                "Flink channels use TLS"
+                + (f"; {empty} connections carried no payload" if empty else ""))
     return (f"Verdict: PLAINTEXT: {len(plain)} of {len(flink)} Flink flows readable on the "
             f"wire ({', '.join(plain_roles)})")
 
@@ -86,7 +99,7 @@ def verdict_line(analysis) -> str:
 def render_summary(analysis) -> str:
     stats = analysis.stats
     lines = []
-    names = ", ".join(os.path.basename(p) for p in analysis.paths)
+    names = printable(", ".join(os.path.basename(p) for p in analysis.paths))
     size = sum(info.file_size for info in stats.files)
     version = f", Flink {analysis.flink_version}" if analysis.flink_version else ""
     lines.append(f"flinkwire: {names} ({human_bytes(size)}, {stats.packets:,} packets, "

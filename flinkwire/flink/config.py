@@ -272,7 +272,10 @@ def load_config(path) -> FlinkConfig:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(name, f"not UTF-8 text (byte {exc.start})") from exc
-    return parse_config(text, name)
+    try:
+        return parse_config(text, name)
+    except RecursionError:
+        raise ConfigError(name, "nested too deeply to be a Flink configuration") from None
 
 
 def parse_config(text: str, path: str | None = None) -> FlinkConfig:

@@ -28,7 +28,8 @@ FLOW_COLUMNS = [
     "flow_id", "first_ts", "last_ts", "transport", "client_ip", "client_port", "server_ip",
     "server_port", "role", "role_evidence", "verdict", "tls_version", "sni", "cipher",
     "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "gap_bytes_c2s", "gap_bytes_s2c",
-    "retransmitted_bytes", "readable_bytes", "handshake_seen", "closed", "client_decided_by",
+    "retransmitted_bytes", "readable_bytes", "handshake_seen", "established", "closed",
+    "client_decided_by",
     "starttls_offset", "vlan", "capture_duplicates",
 ]
 FINDING_COLUMNS = ["flow_id", "role", "severity", "kind", "value", "evidence", "remediation",
@@ -158,6 +159,11 @@ class Analysis:
             anomalies.append({"flow_id": None, "direction": None, "offset": None, "ts": None,
                               "kind": "undecoded-packets", "length": count,
                               "source": "packets", "detail": f"{count} packets: {reason}"})
+        for server, count in sorted(ctx.unanswered.items(), key=lambda kv: -kv[1]):
+            anomalies.append({"flow_id": None, "direction": None, "offset": None, "ts": None,
+                              "kind": "unanswered-syn", "length": count, "source": "limits",
+                              "detail": f"{count} more unanswered connection attempts to "
+                                        f"{server} (a scan?) counted, not kept as flows"})
         if stats.evicted:
             anomalies.append({"flow_id": None, "direction": None, "offset": None, "ts": None,
                               "kind": "limit", "length": stats.evicted, "source": "limits",
@@ -192,7 +198,7 @@ class Analysis:
         findings = []
         for row in self.flows.itertuples(index=False):
             group = knowledge.channel_group(row.role)
-            if (row.verdict == "no-payload" and row.transport == "tcp" and row.handshake_seen
+            if (row.verdict == "no-payload" and row.transport == "tcp" and row.established
                     and group in ("internal", "rest")):
                 findings.append({
                     "flow_id": row.flow_id, "role": row.role, "severity": "medium",
@@ -441,6 +447,14 @@ class Analysis:
         """Write every table as Parquet (needs pyarrow)."""
         from ..faces.export import write_parquet
         return write_parquet(self, directory)
+
+    def tls_flows(self, groups=("internal", "rest")) -> pd.DataFrame:
+        """Flows of the given channel groups that carried TLS."""
+        flows = self.flows
+        if flows.empty:
+            return flows
+        mask = flows["role"].map(knowledge.channel_group).isin(list(groups))
+        return flows[mask & (flows["verdict"] == "tls")]
 
     def plaintext_flows(self, groups=("internal", "rest")) -> pd.DataFrame:
         """Flows of the given channel groups that are not TLS (what `check` fails on)."""

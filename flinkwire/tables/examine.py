@@ -34,7 +34,9 @@ MAX_HTTP_PER_FLOW = 500
 MAX_ROWS_PER_TABLE = 100_000     # default of Limits.max_rows_per_table
 MAX_FINDINGS_PER_FLOW = 2000
 MIN_SNIPPET = 8
-MAX_SECRET_SPAN = 4096  # no secret value the scanners report is longer than this
+MAX_SECRET_SPAN = 4096
+MAX_UNANSWERED_ROWS = 10_000
+MAX_UNANSWERED_SERVERS = 1_000  # no secret value the scanners report is longer than this
 REQUEST_START = re.compile(
     rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) |^USER |^EHLO |^HELO |^[A-Za-z0-9]+ (LOGIN|CAPABILITY|STARTTLS)")
 SERVER_GREETING = re.compile(rb"^(HTTP/1\.[01] |220[ -]|\+OK|\* OK|SSH-)")
@@ -60,6 +62,10 @@ class Context:
     reveal: bool = False
     min_snippet: int = MIN_SNIPPET
     flink_versions: set = field(default_factory=set)
+    # Unanswered SYNs past the first MAX_UNANSWERED_ROWS are counted per server
+    # address instead of kept as flows, so a scan of millions stays small.
+    unanswered_rows: int = 0
+    unanswered: dict = field(default_factory=dict)
 
 
 def ip_text(raw: bytes) -> str:
@@ -129,8 +135,26 @@ def _after_connect(c2s: bytes):
     return None
 
 
+def _count_unanswered(flow, ctx: Context) -> bool:
+    """True when the flow is an unanswered SYN beyond those kept as rows (and count it)."""
+    if flow.proto != 6 or flow.synack_seen or not flow.syn_seen:
+        return False
+    if flow.halves[0].unique_bytes or flow.halves[1].unique_bytes:
+        return False
+    if ctx.unanswered_rows < MAX_UNANSWERED_ROWS:
+        ctx.unanswered_rows += 1
+        return False
+    server = ip_text(flow.endpoint(1 - flow.client)[0]) if flow.client is not None else "?"
+    if server not in ctx.unanswered and len(ctx.unanswered) >= MAX_UNANSWERED_SERVERS:
+        server = "other addresses"
+    ctx.unanswered[server] = ctx.unanswered.get(server, 0) + 1
+    return True
+
+
 def examine(flow, ctx: Context, out) -> None:
     """Append this flow's rows to the lists of `out` (a `Rows`)."""
+    if _count_unanswered(flow, ctx):
+        return
     transport = "tcp" if flow.proto == 6 else "udp"
     cside, orientation = _client_side(flow, ctx.port_roles) if transport == "tcp" else (
         (0 if flow.key[1] > flow.key[3] else 1), "higher port")
@@ -151,7 +175,8 @@ def examine(flow, ctx: Context, out) -> None:
         "bytes_c2s": chalf.unique_bytes, "bytes_s2c": shalf.unique_bytes,
         "gap_bytes_c2s": chalf.gap_bytes, "gap_bytes_s2c": shalf.gap_bytes,
         "retransmitted_bytes": chalf.dup_bytes + shalf.dup_bytes,
-        "handshake_seen": flow.syn_seen, "closed": flow.closed,
+        "handshake_seen": flow.syn_seen, "established": flow.syn_seen and flow.synack_seen,
+        "closed": flow.closed,
         "client_decided_by": orientation, "vlan": ",".join(map(str, flow.vlan)) or None,
         "capture_duplicates": chalf.capture_duplicates + shalf.capture_duplicates,
         "readable_bytes": 0, "starttls_offset": None, "index": flow.index,
@@ -204,7 +229,11 @@ def examine(flow, ctx: Context, out) -> None:
         _stamp(out, marks, {"c2s": chalf, "s2c": shalf})
     if facts is None and (chalf.unique_bytes or shalf.unique_bytes):
         recognised = content is not None
-        row["verdict"] = "plaintext" if recognised or readable else "opaque"
+        scanned = plain_c2s + plain_s2c
+        # Random bytes hold a few short printable runs by chance: text is only
+        # "readable" when it is a real share of what was kept.
+        legible = readable >= MIN_SNIPPET and readable * 10 >= scanned
+        row["verdict"] = "plaintext" if recognised or legible else "opaque"
     row["readable_bytes"] = readable
 
     role, evidence = roles.decide_role(sport, content, row["verdict"] == "tls", ctx.port_roles)
@@ -248,8 +277,11 @@ def _content(fid, c2s: bytes, s2c: bytes, ctx: Context, out, masker):
     """The content signature of a plaintext stream, with the decoded messages."""
     messages = None
     if REQUEST_START.match(c2s[:64]) or s2c.startswith(b"HTTP/1."):
-        messages = [m for m in http.decode(c2s, s2c, max_messages=MAX_HTTP_PER_FLOW)
-                    if m.get("type") in ("request", "response")]
+        decoded = http.decode(c2s, s2c, max_messages=MAX_HTTP_PER_FLOW)
+        for anomaly in getattr(decoded, "anomalies", ()):
+            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
+                        anomaly.get("kind"), anomaly.get("detail"), source="http")
+        messages = [m for m in decoded if m.get("type") in ("request", "response")]
     if messages:
         role = http.flink_role(messages)
         for message in messages:
@@ -285,6 +317,7 @@ def _note_version(s2c: bytes, ctx: Context) -> None:
         ctx.flink_versions.add(match.group(1).decode())
 
 
+SECRET_HINT = re.compile(r"(?i)pass|secret|token|key|auth|cred|pwd|session|cookie|@|\d{13}")
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
                                "x-api-key", "x-auth-token", "x-amz-security-token"})
 
@@ -306,9 +339,13 @@ class Masker:
         self.shortest = len(ordered[-1]) if ordered else 0
 
     def text(self, text: str) -> str:
-        if self.pattern is None or len(text) < self.shortest:
-            return text
-        return self.pattern.sub(lambda m: self.masks[m.group(0)], text)
+        if self.pattern is not None and len(text) >= self.shortest:
+            text = self.pattern.sub(lambda m: self.masks[m.group(0)], text)
+        if SECRET_HINT.search(text):
+            # A decoded field can end where the stream scan's value did not (a
+            # string cut by its length prefix): scan the field itself too.
+            text = redact_text(text)
+        return text
 
 
 def _shown(row: dict, masker) -> dict:
@@ -355,11 +392,19 @@ def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
             out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
                         anomaly.get("kind"), anomaly.get("detail"), source="netty")
     elif name == "pekko":
-        for frame in pekko.decode(c2s, s2c, max_frames=MAX_DECODED_PER_FLOW):
+        frames = pekko.decode(c2s, s2c, max_frames=MAX_DECODED_PER_FLOW)
+        for anomaly in getattr(frames, "anomalies", ()):
+            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
+                        anomaly.get("kind"), anomaly.get("detail"), source="pekko")
+        for frame in frames:
             if not out.decoded("rpc", fid, _shown({"flow_id": fid, **frame}, masker)):
                 break
     elif name == "blob":
-        for operation in blob.decode(c2s, s2c):
+        operations = blob.decode(c2s, s2c)
+        for anomaly in getattr(operations, "anomalies", ()):
+            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
+                        anomaly.get("kind"), anomaly.get("detail"), source="blob")
+        for operation in operations:
             if not out.decoded("blobs", fid, _shown({"flow_id": fid, **operation}, masker)):
                 break
 

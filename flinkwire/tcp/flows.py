@@ -43,6 +43,7 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 DUPLICATE_WINDOW_NS = 2_000_000
 MAX_MARKS = 200_000
 MAX_PENDING_SEGMENTS = 4096
+OUT_OF_WINDOW = 1 << 30  # the largest TCP window (scale 14) is just under this
 
 
 @dataclass
@@ -245,6 +246,13 @@ class Half:
             self._append(offset, payload, length, ts, table)
             if self.pending:
                 self._drain(table)
+            return
+        if offset - self.next > OUT_OF_WINDOW:
+            # No TCP window spans this far: a stray or forged segment, not a gap.
+            self.anomalies.append({
+                "kind": "out-of-window", "offset": offset, "length": length, "ts": ts,
+                "detail": f"segment {offset - self.next} bytes ahead of the stream ignored",
+            })
             return
         self._park(offset, payload, length, ts, table)
 
