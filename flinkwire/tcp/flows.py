@@ -50,8 +50,8 @@ OUT_OF_WINDOW = 1 << 30  # the largest TCP window (scale 14) is just under this
 class Limits:
     """Bounds on what one analysis keeps in memory (all configurable)."""
 
-    retain_per_direction: int = 4 * 1024 * 1024
-    retain_total: int = 512 * 1024 * 1024
+    retain_per_direction: int = 1024 * 1024
+    retain_total: int = 128 * 1024 * 1024
     pending_per_direction: int = 8 * 1024 * 1024
     max_flows: int = 200_000
     # A closed flow is finished this long (capture time) after its last packet,
@@ -60,7 +60,7 @@ class Limits:
     # Rows kept per table (snippets, findings, records, RPC frames, ...); past it
     # rows are counted in one `limit` anomaly per table, so the tables stay
     # bounded however long the capture.
-    max_rows_per_table: int = 100_000
+    max_rows_per_table: int = 50_000
     close_grace_s: float = 10.0
     idle_timeout_s: float = 900.0
 
