@@ -39,6 +39,7 @@ GTPU_PORT = 2152
 GRE = 47
 IPIP = (4, 41)
 MAX_TUNNEL_DEPTH = 4
+MAX_IPV6_EXTENSIONS = 64  # far more than any real stack sends, still a bound
 IPV6_EXTENSIONS = (0, 43, 60, 135, 139, 140)
 TCP = 6
 UDP = 17
@@ -245,7 +246,10 @@ class Decoder:
         off += 40
         hops = 0
         while proto in IPV6_EXTENSIONS or proto == 51 or proto == 44:
-            if off + 8 > ip_end or hops > 16:
+            if hops >= MAX_IPV6_EXTENSIONS:
+                self.skipped["too many IPv6 extension headers"] += 1
+                return None
+            if off + 8 > ip_end:
                 self.skipped["truncated IPv6 extension header"] += 1
                 return None
             if proto == 44:
