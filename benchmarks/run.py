@@ -264,7 +264,7 @@ def fmt_rate(value: float) -> str:
 def table(rows: list[dict], manifest: dict, runs: int) -> list[str]:
     reference = next((row for row in rows if row["tool"] == "flinkwire" and "wall" in row), None)
     lines = ["| tool | job | wall s (median) | CPU s | packets/s | MB/s | peak anon MiB | "
-             "flows | TLS flows | flinkwire faster by |",
+             "flows | TLS flows | time / flinkwire's |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         job = JOBS.get(row["tool"], "")
@@ -402,13 +402,20 @@ def main(argv=None) -> int:
         lines += ["", f"## Memory: {args.memory_size} vs {args.size}", ""]
         if "wall" in big_row:
             ratio = big_row["peak_mib"] / reference["peak_mib"]
-            lines += ["| capture | packets | flows | wall s | packets/s | peak anon MiB |",
-                      "|---|---:|---:|---:|---:|---:|",
+            def verdicts_of(row):
+                found = row.get("answer", {}).get("verdicts", {})
+                return ", ".join(f"{name} {count}" for name, count in found.items())
+
+            lines += ["| capture | packets | flows | TLS flows (truth) | flinkwire verdicts | "
+                      "wall s | packets/s | peak anon MiB |",
+                      "|---|---:|---:|---:|---|---:|---:|---:|",
                       f"| {path.name} | {manifest['packets']:,} | {manifest['flows']:,} | "
+                      f"{manifest['tls_flows']:,} | {verdicts_of(reference)} | "
                       f"{reference['wall']:.2f} | {fmt_rate(reference['pps'])} | "
                       f"{reference['peak_mib']:.0f} |",
                       f"| {big_path.name} | {big_manifest['packets']:,} | "
-                      f"{big_manifest['flows']:,} | {big_row['wall']:.2f} | "
+                      f"{big_manifest['flows']:,} | {big_manifest['tls_flows']:,} | "
+                      f"{verdicts_of(big_row)} | {big_row['wall']:.2f} | "
                       f"{fmt_rate(big_row['pps'])} | {big_row['peak_mib']:.0f} |"]
             verdicts.append(f"- flinkwire anonymous memory, {args.memory_size} / {args.size}: "
                             f"{ratio:.2f}x (target <= 1.5x): "
