@@ -119,11 +119,20 @@ def redact_text(text: str, secrets: list[tuple[int, int]] | None = None, *,
         else:
             merged.append([start, end])
 
+    shown = _masked_spans(text, merged, redact)
+    # The characters a mask keeps can join the text beside it into a whole value
+    # again ("rsrs…srs" + "rsrs…" when the value repeats); then no span keeps any.
+    if any(value in shown for value in values if len(value) >= 4):
+        shown = _masked_spans(text, merged, lambda _: MASK)
+    return shown
+
+
+def _masked_spans(text: str, spans, mask) -> str:
     pieces = []
     position = 0
-    for start, end in merged:
+    for start, end in spans:
         pieces.append(text[position:start])
-        pieces.append(redact(text[start:end]))
+        pieces.append(mask(text[start:end]))
         position = end
     pieces.append(text[position:])
     return "".join(pieces)

@@ -10,13 +10,12 @@ its file offset. They never seek backwards and never read past the end.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import mmap
 import os
-import shutil
 import struct
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +35,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 # A record longer than this is a damaged length field, not a frame: the
 # largest link-layer frames in practice (TSO, loopback) stay well below it.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+MAX_ANOMALIES_PER_KIND = 16
 
 BLOCK_SHB = 0x0A0D0D0A
 BLOCK_IDB = 1
@@ -62,12 +62,32 @@ class CaptureInfo:
     sections: int = 0
     interfaces: int = 0
     anomalies: list[dict] = field(default_factory=list)
+    # kind -> [rows not listed, file offset of the first]; see `anomaly`.
+    unlisted: dict = field(default_factory=dict, repr=False)
 
     def anomaly(self, kind: str, file_offset: int, detail: str, **extra) -> None:
+        """Record damage. Damage that repeats per block (every packet naming an
+        interface whose description was destroyed) is listed MAX_ANOMALIES_PER_KIND
+        times, then counted, so a damaged gigabyte costs rows, not memory."""
+        if sum(1 for row in self.anomalies if row["kind"] == kind) >= MAX_ANOMALIES_PER_KIND:
+            counted = self.unlisted.setdefault(kind, [0, file_offset])
+            counted[0] += 1
+            return
         row = {"kind": kind, "file_offset": file_offset, "detail": detail}
         row.update(extra)
         self.anomalies.append(row)
         log.warning("%s: %s at file offset %d: %s", self.path, kind, file_offset, detail)
+
+    def list_unlisted(self) -> None:
+        """One closing row per kind whose later anomalies were only counted."""
+        for kind, (count, first) in sorted(self.unlisted.items()):
+            self.anomalies.append({
+                "kind": kind, "file_offset": first, "unlisted": count,
+                "detail": f"{count} more {kind} anomalies from file offset {first} on "
+                          "(not listed one by one)"})
+            log.warning("%s: %d more %s anomalies from file offset %d on", self.path, count,
+                        kind, first)
+        self.unlisted = {}
 
 
 class Capture:
@@ -117,13 +137,13 @@ class Capture:
         tmp = tempfile.NamedTemporaryFile(prefix="flinkwire-", suffix=".pcap", delete=False)
         self._tmp = tmp.name
         try:
-            with gzip.GzipFile(fileobj=self._file) as zipped:
-                shutil.copyfileobj(zipped, tmp, 1 << 20)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            # A cut gzip stream still gives what was inflated before the cut.
-            self.info.anomaly("truncated-gzip", 0, f"gzip stream ends early ({exc})")
+            stopped = _gunzip(self._file, tmp)
         finally:
             tmp.close()
+        if stopped is not None:
+            # A cut gzip stream still gives what was inflated before the cut.
+            offset, reason = stopped
+            self.info.anomaly("truncated-gzip", offset, f"gzip stream ends early ({reason})")
         self._file.close()
         self._file = open(self._tmp, "rb")
 
@@ -161,6 +181,43 @@ class Capture:
 
     def __del__(self):
         self.close()
+
+
+def _gunzip(source, sink, chunk: int = 1 << 20):
+    """Inflate every gzip member of `source` into `sink`.
+
+    Returns None, or (compressed offset, reason) where the stream is cut or
+    corrupt. Unlike `GzipFile.read`, which raises and drops the bytes of the
+    read that meets the cut, everything inflated before that point is written.
+    """
+    inflater = zlib.decompressobj(wbits=31)
+    data = b""
+    consumed = 0          # compressed bytes read from `source`
+    started = False       # some bytes of the current member were fed
+    while True:
+        if not data:
+            data = source.read(chunk)
+            consumed += len(data)
+            if not data:
+                break
+        if not started:
+            data = data.lstrip(b"\x00")   # gzip files may be padded with zeros
+            if not data:
+                continue
+            started = True
+        try:
+            sink.write(inflater.decompress(data, chunk))
+        except zlib.error as exc:
+            return consumed - len(data), str(exc)
+        data = inflater.unconsumed_tail
+        if inflater.eof:
+            data = inflater.unused_data
+            inflater = zlib.decompressobj(wbits=31)
+            started = False
+    if started:
+        sink.write(inflater.flush())
+        return consumed, "compressed file ended before the end-of-stream marker"
+    return None
 
 
 def open_capture(path: str | os.PathLike) -> Capture:
@@ -336,6 +393,7 @@ def _walk_pcapng(buf, info: CaptureInfo):
         # secrets, ...) carries no packet and is skipped by its length.
         off += blen
     info.timestamp_resolution = ",".join(sorted(resolutions)) if resolutions else ""
+    info.list_unlisted()
 
 
 def _idb_options(buf, off: int, end: int, order: str) -> tuple[int, int]:

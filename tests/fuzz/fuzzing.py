@@ -5,7 +5,8 @@ wrapper counts the inputs tried, keeps the slowest one's time, and arms a
 watchdog (like libFuzzer's -timeout) so that a hang fails as `Hang` with the
 input hypothesis then minimises, instead of stalling the run. The budget comes
 from FLINKWIRE_FUZZ_EXAMPLES (200 per target by default, derandomized so CI is
-deterministic; `make fuzz` sets 20000 and draws random inputs).
+deterministic; `make fuzz` sets 20000 and draws random inputs). FLINKWIRE_FUZZ_STATS
+names where the counters go (see `write_stats`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def watchdog(seconds: float = HANG_SECONDS):
         signal.signal(signal.SIGALRM, previous)
 
 
+STATS_PATH = os.environ.get("FLINKWIRE_FUZZ_STATS")
+_flushed = [time.monotonic()]
+
+
 def target(name: str):
     """Decorate a hypothesis test body: count it under `name`, guard it with the watchdog."""
     def wrap(fn):
@@ -97,21 +102,32 @@ def target(name: str):
                 spent = time.perf_counter() - began
                 SECONDS[name] += spent
                 SLOWEST[name] = max(SLOWEST[name], spent)
+                if STATS_PATH and time.monotonic() - _flushed[0] > 20:
+                    write_stats(STATS_PATH)
         return run
     return wrap
 
 
 def write_stats(path: str) -> None:
-    """Add this run's counters to the JSON file at `path` (runs accumulate)."""
-    out = Path(path)
-    old = json.loads(out.read_text()) if out.exists() else {}
-    for name, count in TRIED.items():
-        row = old.setdefault(name, {"inputs": 0, "seconds": 0.0, "slowest": 0.0, "runs": 0})
-        row["inputs"] += count
-        row["seconds"] = round(row["seconds"] + SECONDS[name], 2)
-        row["slowest"] = round(max(row["slowest"], SLOWEST[name]), 3)
-        row["runs"] += 1
-    out.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")
+    """This process's counters, to `path`.<pid>.json (rewritten whole, so a run that is
+    stopped by a time box loses at most the last few seconds); `summarise` adds them up."""
+    _flushed[0] = time.monotonic()
+    rows = {name: {"inputs": TRIED[name], "seconds": round(SECONDS[name], 2),
+                   "slowest": round(SLOWEST[name], 3)} for name in TRIED}
+    out = Path(f"{path}.{os.getpid()}.json")
+    out.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+
+
+def summarise(path: str) -> dict:
+    """Per target: inputs, seconds and slowest input over every process of a run."""
+    total: dict = {}
+    for part in sorted(Path(path).parent.glob(Path(path).name + ".*.json")):
+        for name, row in json.loads(part.read_text()).items():
+            into = total.setdefault(name, {"inputs": 0, "seconds": 0.0, "slowest": 0.0})
+            into["inputs"] += row["inputs"]
+            into["seconds"] = round(into["seconds"] + row["seconds"], 2)
+            into["slowest"] = max(into["slowest"], row["slowest"])
+    return total
 
 
 # -- output bounds ---------------------------------------------------------------
