@@ -58,6 +58,18 @@ def default_capture() -> Path:
     return here
 
 
+def prepare(path_or_paths, config, reveal: bool, min_snippet: int):
+    """(paths, FlinkConfig or None, Context): what every way of analysing starts from."""
+    if isinstance(path_or_paths, (str, os.PathLike)):
+        paths = [os.fspath(path_or_paths)]
+    else:
+        paths = [os.fspath(p) for p in path_or_paths]
+    flink_config = load_config(config) if config is not None else None
+    port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
+    return paths, flink_config, Context(port_roles=port_roles, reveal=reveal,
+                                        min_snippet=min_snippet)
+
+
 def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits | None = None,
             progress=None, min_snippet: int = 8, executor=None,
             engine: str = "flinkwire") -> "Analysis":
@@ -76,13 +88,7 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
     one flow table in this process. `engine="tshark"` builds the `flows` table
     from Wireshark's dissectors instead (see `engines.tshark`).
     """
-    if isinstance(path_or_paths, (str, os.PathLike)):
-        paths = [os.fspath(path_or_paths)]
-    else:
-        paths = [os.fspath(p) for p in path_or_paths]
-    flink_config = load_config(config) if config is not None else None
-    port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
-    ctx = Context(port_roles=port_roles, reveal=reveal, min_snippet=min_snippet)
+    paths, flink_config, ctx = prepare(path_or_paths, config, reveal, min_snippet)
     if engine == "tshark":
         from ..engines.tshark import tshark_rows
         rows, stats = tshark_rows(paths, ctx, progress=progress)

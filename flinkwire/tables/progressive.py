@@ -34,15 +34,13 @@ larger steps are cheaper.
 from __future__ import annotations
 
 import logging
-import os
 
-from ..flink.config import load_config
 from ..packets.decode import Decoder
 from ..reading.capture import open_capture
 from ..tcp.build import BuildStats
 from ..tcp.flows import FlowTable, Limits
-from .analysis import Analysis
-from .examine import Context, Rows, examine
+from .analysis import Analysis, prepare
+from .examine import Rows, examine
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +64,7 @@ def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
         raise ValueError("every_packets must be a positive number of packets, or None")
     if every_seconds is not None and every_seconds <= 0:
         raise ValueError("every_seconds must be a positive number of seconds, or None")
-    if isinstance(path_or_paths, (str, os.PathLike)):
-        paths = [os.fspath(path_or_paths)]
-    else:
-        paths = [os.fspath(p) for p in path_or_paths]
-    flink_config = load_config(config) if config is not None else None
-    port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
-    ctx = Context(port_roles=port_roles, reveal=reveal, min_snippet=min_snippet)
+    paths, flink_config, ctx = prepare(path_or_paths, config, reveal, min_snippet)
     captures = [open_capture(p) for p in paths]
     return _steps(paths, captures, ctx, flink_config, limits, every_packets,
                   every_seconds, progress)
@@ -80,7 +72,7 @@ def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
 
 def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seconds,
            progress):
-    rows = Rows()
+    rows = Rows((limits or Limits()).max_rows_per_table)
 
     def on_flow(flow):
         try:
