@@ -43,6 +43,7 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 DUPLICATE_WINDOW_NS = 2_000_000
 MAX_MARKS = 200_000
 MAX_PENDING_SEGMENTS = 4096
+HEAD_GUARANTEE = 8192  # bytes per direction kept even when retain_total is spent
 OUT_OF_WINDOW = 1 << 30  # the largest TCP window (scale 14) is just under this
 
 
@@ -188,7 +189,9 @@ class Half:
         # `offset == self.next` here: the bytes extend the stream.
         if payload is not None and not self.retain_cut:
             room = table.retain_per_direction - self.kept
-            total_room = table.retain_total - table.kept_total
+            # The shared budget never takes a stream's first bytes: the verdict and
+            # the channel are read from them, whatever other flows hold.
+            total_room = max(table.retain_total - table.kept_total, HEAD_GUARANTEE - self.kept)
             if total_room < room:
                 room = total_room
             if room <= 0:
