@@ -9,6 +9,7 @@ import pytest
 import flinkwire
 from flinkwire.reading import open_capture
 from flinkwire.tcp.build import build_flows
+from flinkwire.tcp.flows import HEAD_GUARANTEE
 from synth import PCAP_HEADER, one_big_flow, pcap, syn_scan, tcp_frame
 
 
@@ -32,16 +33,20 @@ def test_within_the_limit_no_limit_row(tmp_path):
 
 
 def test_total_retention_limit_is_reported_per_flow(tmp_path):
+    """The shared budget (retain_total) runs out in the first flow; the second still
+    keeps its guaranteed head (tcp.flows.HEAD_GUARANTEE), and both say where they were cut."""
     path = tmp_path / "two-flows.pcap"
     frames = []
     for port in (40000, 40001):
-        for i, piece in enumerate((b"a" * 600, b"b" * 600)):
+        for i in range(20):
             frames.append(tcp_frame(b"\xc0\x00\x02\x01", port, b"\xc0\x00\x02\x02", 9999,
-                                    1 + 600 * i, 0x18, piece))
+                                    1 + 1000 * i, 0x18, bytes([65 + i]) * 1000))
     path.write_bytes(pcap(frames))
-    analysis = flinkwire.analyze(path, limits=flinkwire.Limits(retain_total=1000))
-    assert analysis.flows["bytes_c2s"].tolist() == [1200, 1200]
-    assert "limit" in set(analysis.anomalies["kind"])
+    analysis = flinkwire.analyze(path, limits=flinkwire.Limits(retain_total=10_000))
+    assert analysis.flows["bytes_c2s"].tolist() == [20_000, 20_000]
+    limit = analysis.anomalies[analysis.anomalies["kind"] == "limit"]
+    assert sorted(limit["flow_id"]) == sorted(analysis.flows["flow_id"])
+    assert sorted(limit["offset"]) == [HEAD_GUARANTEE, 10_000]
 
 
 @pytest.fixture(scope="module")
