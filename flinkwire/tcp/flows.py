@@ -61,7 +61,7 @@ class Limits:
     # Rows kept per table (snippets, findings, records, RPC frames, ...); past it
     # rows are counted in one `limit` anomaly per table, so the tables stay
     # bounded however long the capture.
-    max_rows_per_table: int = 50_000
+    max_rows_per_table: int = 20_000
     close_grace_s: float = 10.0
     idle_timeout_s: float = 900.0
 
