@@ -143,7 +143,10 @@ class Capture:
         if stopped is not None:
             # A cut gzip stream still gives what was inflated before the cut.
             offset, reason = stopped
-            self.info.anomaly("truncated-gzip", offset, f"gzip stream ends early ({reason})")
+            if reason.startswith("inflates beyond"):
+                self.info.anomaly("limit", offset, f"gzip stream {reason}")
+            else:
+                self.info.anomaly("truncated-gzip", offset, f"gzip stream ends early ({reason})")
         self._file.close()
         self._file = open(self._tmp, "rb")
 
@@ -183,6 +186,12 @@ class Capture:
         self.close()
 
 
+# Packet captures deflate by 2-20x; far beyond that the file is built to fill the
+# disk, so inflation stops there (the part inflated is still analysed).
+MAX_GZIP_RATIO = 200
+MIN_GZIP_ALLOWANCE = 256 * 1024 * 1024
+
+
 def _gunzip(source, sink, chunk: int = 1 << 20):
     """Inflate every gzip member of `source` into `sink`.
 
@@ -192,6 +201,7 @@ def _gunzip(source, sink, chunk: int = 1 << 20):
     """
     inflater = zlib.decompressobj(wbits=31)
     data = b""
+    written = 0
     consumed = 0          # compressed bytes read from `source`
     started = False       # some bytes of the current member were fed
     while True:
@@ -206,9 +216,14 @@ def _gunzip(source, sink, chunk: int = 1 << 20):
                 continue
             started = True
         try:
-            sink.write(inflater.decompress(data, chunk))
+            piece = inflater.decompress(data, chunk)
         except zlib.error as exc:
             return consumed - len(data), str(exc)
+        written += len(piece)
+        if written > max(MAX_GZIP_RATIO * max(consumed, 1), MIN_GZIP_ALLOWANCE):
+            return consumed, (f"inflates beyond {MAX_GZIP_RATIO} times its compressed size "
+                              "(a gzip bomb?); the rest is not inflated")
+        sink.write(piece)
         data = inflater.unconsumed_tail
         if inflater.eof:
             data = inflater.unused_data
