@@ -474,6 +474,24 @@ def _masked_snippet(text, offset, spans, starts, known) -> str:
     return known.text(redact_text(text, local, rescan=False))
 
 
+_CERTS: dict = {}
+MAX_SHARED_CERTS = 4096
+
+
+def _shared_cert(cert: dict) -> dict:
+    """One description object per distinct certificate: a cluster shows the same few
+    certificates on thousands of flows, and each description is a few KB."""
+    key = cert.get("sha256")
+    if not key:
+        return cert
+    shared = _CERTS.get(key)
+    if shared is None:
+        if len(_CERTS) >= MAX_SHARED_CERTS:
+            return cert
+        _CERTS[key] = shared = cert
+    return shared
+
+
 def _tls_row(fid, facts) -> dict:
     row = {"flow_id": fid}
     for name in ("client_hello_seen", "client_hello_format", "client_hello_record_version",
@@ -485,8 +503,8 @@ def _tls_row(fid, facts) -> dict:
     row["ciphers_offered"] = list(facts.ciphers_offered or ())
     row["alpn_offered"] = list(facts.alpn_offered) if facts.alpn_offered else None
     row["groups_offered"] = list(facts.groups_offered or ())
-    row["server_certificates"] = list(facts.server_certificates or ())
-    row["client_certificates"] = list(facts.client_certificates or ())
+    row["server_certificates"] = [_shared_cert(c) for c in facts.server_certificates or ()]
+    row["client_certificates"] = [_shared_cert(c) for c in facts.client_certificates or ()]
     row["alerts"] = list(facts.alerts or ())
     row["application_data_bytes_c2s"] = (facts.application_data_bytes or {}).get("c2s", 0)
     row["application_data_bytes_s2c"] = (facts.application_data_bytes or {}).get("s2c", 0)
