@@ -5,6 +5,7 @@ import hashlib
 import ipaddress
 import json
 import socket
+import struct
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,20 @@ def streams_of_role(name, role):
     if not found:
         pytest.skip(f"no plaintext {role} flow in {name}")
     return found
+
+
+def split_pcap(source: Path, targets: list[Path]) -> int:
+    """Cut a classic pcap into len(targets) files of equal packet counts, like a
+    rotating tcpdump -C/-G would (same file header, records in order)."""
+    data = source.read_bytes()
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    records, pos = [], 24
+    while pos + 16 <= len(data):
+        (incl_len,) = struct.unpack_from(order + "I", data, pos + 8)
+        records.append(data[pos:pos + 16 + incl_len])
+        pos += 16 + incl_len
+    per_file = -(-len(records) // len(targets))
+    for number, target in enumerate(targets):
+        target.write_bytes(data[:24] + b"".join(records[number * per_file:
+                                                        (number + 1) * per_file]))
+    return len(records)

@@ -20,7 +20,7 @@ from ..flink.config import load_config
 from ..flink.remediation import remedy
 from ..tcp.build import build_flows, total_size
 from ..tcp.flows import Limits
-from .examine import Context, Rows, examine
+from .examine import Context, Rows, examiner
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +100,7 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
         rows, stats = analyze_parallel(paths, ctx, limits, progress, executor)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
     rows = Rows((limits or Limits()).max_rows_per_table)
-
-    def on_flow(flow):
-        try:
-            examine(flow, ctx, rows)
-        except Exception:  # one flow's bug must not lose the others
-            log.exception("examining a flow failed")
-            rows.anomaly(None, None, None, "internal-error",
-                         "a flow could not be examined; see the log", source="flinkwire")
+    on_flow = examiner(ctx, rows)
 
     stats = build_flows(paths, on_flow, limits, progress)
     return Analysis(paths, rows, stats, ctx, flink_config, reveal)

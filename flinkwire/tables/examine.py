@@ -151,6 +151,20 @@ def _count_unanswered(flow, ctx: Context) -> bool:
     return True
 
 
+def examiner(ctx: Context, out):
+    """The flow table's callback: examine each finished flow into `out`, never raising."""
+
+    def on_flow(flow):
+        try:
+            examine(flow, ctx, out)
+        except Exception:  # one flow's bug must not lose the others
+            log.exception("examining a flow failed")
+            out.anomaly(None, None, None, "internal-error",
+                        "a flow could not be examined; see the log", source="flinkwire")
+
+    return on_flow
+
+
 def examine(flow, ctx: Context, out) -> None:
     """Append this flow's rows to the lists of `out` (a `Rows`)."""
     if _count_unanswered(flow, ctx):

@@ -51,7 +51,7 @@ from ..flink import roles
 from ..reading.capture import open_capture
 from ..tcp.build import BuildStats, build_flows
 from ..tcp.flows import Limits
-from .examine import Context, Rows, examine
+from .examine import Context, Rows, examiner
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +77,8 @@ def analyze_file(path: str, port_roles: dict, reveal: bool, limits: Limits | Non
                  min_snippet: int) -> FilePart:
     """Read one capture file into rows (the work of one worker; plain data out)."""
     ctx = Context(port_roles=dict(port_roles), reveal=reveal, min_snippet=min_snippet)
-    rows = Rows()
-
-    def on_flow(flow):
-        try:
-            examine(flow, ctx, rows)
-        except Exception:  # one flow's bug must not lose the others
-            log.exception("examining a flow failed")
-            rows.anomaly(None, None, None, "internal-error",
-                         "a flow could not be examined; see the log", source="flinkwire")
-
-    stats = build_flows([path], on_flow, limits, None)
+    rows = Rows((limits or Limits()).max_rows_per_table)
+    stats = build_flows([path], examiner(ctx, rows), limits, None)
     rows._secret_rows = {}  # the dedup map is only needed while examining
     return FilePart(path, rows, stats, sorted(ctx.flink_versions))
 

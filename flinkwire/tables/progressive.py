@@ -40,7 +40,7 @@ from ..reading.capture import open_capture
 from ..tcp.build import BuildStats
 from ..tcp.flows import FlowTable, Limits
 from .analysis import Analysis, prepare
-from .examine import Rows, examine
+from .examine import Rows, examine, examiner
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,7 @@ def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
 def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seconds,
            progress):
     rows = Rows((limits or Limits()).max_rows_per_table)
-
-    def on_flow(flow):
-        try:
-            examine(flow, ctx, rows)
-        except Exception:  # one flow's bug must not lose the others
-            log.exception("examining a flow failed")
-            rows.anomaly(None, None, None, "internal-error",
-                         "a flow could not be examined; see the log", source="flinkwire")
+    on_flow = examiner(ctx, rows)
 
     stats = BuildStats()
     table = FlowTable(on_flow, limits)

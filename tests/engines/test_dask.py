@@ -1,9 +1,10 @@
 """Many files on a local Dask cluster (loopback only) analyse as the whole capture does."""
 
-import struct
 from pathlib import Path
 
 import pytest
+
+from corpus import split_pcap
 
 import flinkwire
 
@@ -14,21 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 S1 = ROOT / "captures" / "s1-plaintext.pcap"
 FLOW_FACTS = ["client_ip", "client_port", "server_ip", "server_port", "role", "verdict",
               "bytes_c2s", "bytes_s2c", "packets_c2s", "packets_s2c", "closed"]
-
-
-def split_pcap(source: Path, targets: list[Path]) -> None:
-    """Cut a classic pcap into files of equal packet counts, as a rotating capture."""
-    data = source.read_bytes()
-    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    records, pos = [], 24
-    while pos + 16 <= len(data):
-        (incl_len,) = struct.unpack_from(order + "I", data, pos + 8)
-        records.append(data[pos:pos + 16 + incl_len])
-        pos += 16 + incl_len
-    per_file = -(-len(records) // len(targets))
-    for number, target in enumerate(targets):
-        chunk = records[number * per_file:(number + 1) * per_file]
-        target.write_bytes(data[:24] + b"".join(chunk))
 
 
 def facts(analysis):

@@ -1,11 +1,12 @@
 """Many files in parallel: a lab capture cut into rotated files analyses as the whole does."""
 
 import json
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from corpus import split_pcap
 
 import flinkwire
 from flinkwire.tables.examine import Rows
@@ -17,23 +18,6 @@ S1 = ROOT / "captures" / "s1-plaintext.pcap"
 FLOW_FACTS = ["client_ip", "client_port", "server_ip", "server_port", "role", "verdict",
               "bytes_c2s", "bytes_s2c", "packets_c2s", "packets_s2c", "gap_bytes_c2s",
               "gap_bytes_s2c", "handshake_seen", "closed", "first_ts", "last_ts"]
-
-
-def split_pcap(source: Path, targets: list[Path]) -> int:
-    """Cut a classic pcap into len(targets) files of equal packet counts, like a
-    rotating tcpdump -C/-G would (same file header, records in order)."""
-    data = source.read_bytes()
-    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    records, pos = [], 24
-    while pos + 16 <= len(data):
-        (incl_len,) = struct.unpack_from(order + "I", data, pos + 8)
-        records.append(data[pos:pos + 16 + incl_len])
-        pos += 16 + incl_len
-    per_file = -(-len(records) // len(targets))
-    for number, target in enumerate(targets):
-        target.write_bytes(data[:24] + b"".join(records[number * per_file:
-                                                        (number + 1) * per_file]))
-    return len(records)
 
 
 @pytest.fixture(scope="module")
