@@ -26,20 +26,20 @@ def neutralise(value):
     return value
 
 
-def _table(analysis, name):
-    frame = getattr(analysis, name, None)
-    return frame if frame is not None and not frame.empty else None
+def _tables(analysis, directory):
+    """(name, frame, folder) for every non-empty table; the folder is created."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        frame = getattr(analysis, name, None)
+        if frame is not None and not frame.empty:
+            yield name, frame, out
 
 
 def write_csv(analysis, directory) -> list[Path]:
     """One `<table>.csv` per non-empty table in `directory`; returns the paths."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in TABLES:
-        frame = _table(analysis, name)
-        if frame is None:
-            continue
+    for name, frame, out in _tables(analysis, directory):
         safe = frame.map(neutralise)
         path = out / f"{name}.csv"
         safe.to_csv(path, index=False)
@@ -49,13 +49,8 @@ def write_csv(analysis, directory) -> list[Path]:
 
 def write_parquet(analysis, directory) -> list[Path]:
     """One `<table>.parquet` per non-empty table (nested values as JSON text)."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in TABLES:
-        frame = _table(analysis, name)
-        if frame is None:
-            continue
+    for name, frame, out in _tables(analysis, directory):
         flat = frame.copy()
         for column in flat.columns:
             if flat[column].dtype == object:

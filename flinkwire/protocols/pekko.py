@@ -516,6 +516,8 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
                     methods.append(method)
         result[f"{direction}_endpoints"] = endpoints
         result[f"{direction}_methods"] = methods
+    # The decoded frames, so a caller that wants them need not decode again.
+    result["frames"] = frames
     return result
 
 

@@ -406,7 +406,11 @@ def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
             out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
                         anomaly.get("kind"), anomaly.get("detail"), source="netty")
     elif name == "pekko":
-        frames = pekko.decode(c2s, s2c, max_frames=MAX_DECODED_PER_FLOW)
+        # detect() decoded the same frames already (it returns them; drop them from
+        # the content kept with the flow row).
+        frames = found.pop("frames", None)
+        if frames is None:
+            frames = pekko.decode(c2s, s2c, max_frames=MAX_DECODED_PER_FLOW)
         for anomaly in getattr(frames, "anomalies", ()):
             out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
                         anomaly.get("kind"), anomaly.get("detail"), source="pekko")

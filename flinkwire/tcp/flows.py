@@ -368,10 +368,6 @@ class FlowTable:
         self.close_grace = int(self.limits.close_grace_s * 1e9)
         self.idle_timeout = int(self.limits.idle_timeout_s * 1e9)
 
-    def room(self, half: Half) -> int:
-        return min(self.limits.retain_per_direction - half.kept,
-                   self.limits.retain_total - self.kept_total)
-
     def add(self, seg, ts: int, buf) -> None:
         """Feed one decoded segment (see `packets.Segment`) seen at `ts`."""
         proto, src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum, vlan = seg
