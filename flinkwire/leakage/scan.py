@@ -41,7 +41,7 @@ from flinkwire.leakage.luhn import luhn_valid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Secret", "find_secrets", "readable_runs", "DEFAULT_SENSITIVE_KEYS"]
+__all__ = ["Secret", "find_secrets", "readable_runs", "readable_count", "DEFAULT_SENSITIVE_KEYS"]
 
 # The substrings Flink's GlobalConfiguration.isSensitive looks for in a lower-cased
 # key (the union over 1.15 - 2.3): Flink masks those keys in REST output only, so
@@ -57,7 +57,14 @@ MAX_VALUE = 512
 # ---------------------------------------------------------------------------
 # readable runs
 
-_RUN = re.compile(rb"[\t\n\r\x20-\x7e]+")
+
+@functools.lru_cache(maxsize=16)
+def _run_pattern(min_len: int) -> re.Pattern[bytes]:
+    # The length bound in the pattern keeps the many short runs of binary data in C.
+    # The look-behind keeps a run from being found again from inside itself.
+    return re.compile(rb"(?<![\t\n\r\x20-\x7e])[\t\n\r\x20-\x7e]{%d,}+" % min_len)
+
+
 _SPLIT_AT = re.compile(r"[\s,;&]")
 
 
@@ -77,16 +84,21 @@ def readable_runs(data: bytes, min_len: int = 8, max_runs: int = 10_000) -> list
     runs: list[tuple[int, str]] = []
     if max_runs <= 0:
         return runs
-    for match in _RUN.finditer(buffer):
-        start, end = match.span()
-        if end - start < min_len:
-            continue
+    for match in _run_pattern(min_len).finditer(buffer):
+        start = match.start()
         text = match.group().decode("ascii")
         for piece_start, piece in _split_run(text):
             runs.append((start + piece_start, piece))
             if len(runs) >= max_runs:
                 return runs
     return runs
+
+
+def readable_count(data: bytes, min_len: int = 8) -> int:
+    """How many bytes of `data` lie in readable runs of at least `min_len` characters
+    (all of them: unlike `readable_runs`, nothing is cut off, nothing is decoded)."""
+    return sum(end - start for start, end in
+               map(re.Match.span, _run_pattern(max(1, int(min_len))).finditer(_as_bytes(data))))
 
 
 def _split_run(text: str) -> Iterator[tuple[int, str]]:
@@ -201,6 +213,8 @@ def find_secrets(
 
 
 def _normalise_keys(sensitive_keys: object) -> tuple[str, ...]:
+    if sensitive_keys is DEFAULT_SENSITIVE_KEYS:
+        return _DEFAULT_KEYS
     if isinstance(sensitive_keys, str):
         sensitive_keys = (sensitive_keys,)
     try:
@@ -208,6 +222,9 @@ def _normalise_keys(sensitive_keys: object) -> tuple[str, ...]:
     except TypeError:
         keys = DEFAULT_SENSITIVE_KEYS
     return keys
+
+
+_DEFAULT_KEYS = tuple(sorted({k.lower() for k in DEFAULT_SENSITIVE_KEYS}))
 
 
 # --- shape of a value --------------------------------------------------------
@@ -222,8 +239,11 @@ _TOKEN_IN_TEXT = re.compile(
     r"|glpat-|xox[abprs]-|npm_|hf_)"
     r"[A-Za-z0-9_\-]{6,256}+(?![A-Za-z0-9_\-])"
 )
-# Literal parts of the prefixes above, for a cheap test before the pattern runs.
-_TOKEN_PREFIXES = ("tok_", "key_", "sk_", "rk_", "gh", "glpat-", "xox", "npm_", "hf_")
+# The prefixes above spelt out, for a cheap test before the pattern runs: a pattern
+# that opens with a look-behind is tried at every position of the text.
+_TOKEN_PREFIXES = ("tok_", "key_test_", "key_live_", "sk_test_", "sk_live_", "rk_test_",
+                   "rk_live_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+                   "glpat-", "xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-", "npm_", "hf_")
 _AWS_KEY = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])")
 _JWT = re.compile(
     r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,4096}+\.eyJ[A-Za-z0-9_\-]{2,16384}+"
@@ -749,8 +769,35 @@ _URL_USERINFO = re.compile(
 _ZK_DIGEST = "\x00\x00\x00\x06digest"
 
 
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
+
+
+def _anchored(pattern: re.Pattern[str], text: str, anchor: str, run_chars: frozenset,
+              longest: int) -> Iterator[re.Match]:
+    """What `pattern.finditer(text)` gives, for a pattern that opens with a look-behind
+    and then a run of `run_chars` (1 to `longest` of them, possessive) followed by
+    `anchor`: each `anchor` is found with a search in C, and the pattern is tried
+    only where the run before it starts, instead of at every position."""
+    position = 0
+    mark = text.find(anchor)
+    while mark >= 0:
+        start = mark
+        while start > 0 and text[start - 1] in run_chars and mark - start <= longest:
+            start -= 1
+        # The look-behind lets the pattern start only where the run starts, and
+        # finditer only at or after the end of the last match.
+        if start >= position and 0 < mark - start <= longest:
+            match = pattern.match(text, start)
+            if match is not None:
+                yield match
+                position = match.end()
+                mark = text.find(anchor, position)
+                continue
+        mark = text.find(anchor, mark + 1)
+
+
 def _scan_urls_and_zookeeper(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
-    for match in _URL_USERINFO.finditer(text) if "://" in text else ():
+    for match in _anchored(_URL_USERINFO, text, "://", _SCHEME_CHARS, 31):
         scheme, user, password = match.groups()
         value = _url_decoded(password)
         if _is_placeholder(value):
@@ -839,8 +886,11 @@ _EMAIL = re.compile(
 )
 
 
+_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
 def _scan_emails(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
-    for match in _EMAIL.finditer(text) if "@" in text else ():
+    for match in _anchored(_EMAIL, text, "@", _LOCAL_CHARS, 64):
         start = match.start()
         end = _declared_end(text, start, match.end())
         if end != match.end():
@@ -866,7 +916,13 @@ def _scan_emails(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Sec
 
 # --- payment card numbers ---------------------------------------------------------
 
+# A phrase: digit groups joined by single spaces or dashes, as long as it goes.
 _NUMBER_PHRASE = re.compile(r"[0-9]++(?:[ \-][0-9]++)*+")
+# Where a phrase of 13 characters or more can start. Only these positions reach Python:
+# the short numbers of a record stream are most of its numbers, and a pattern that
+# opens with a character class is searched for in C at memory speed, where a
+# look-behind at its front is tried at every position.
+_LONG_PHRASE_START = re.compile(r"[0-9][0-9 \-]{12}")
 _CARD_GROUPS = {
     (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4, 2), (4, 4, 4, 4, 1), (4, 4, 4, 1),
     (4, 4, 4, 2), (4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 5, 6), (5, 5, 5, 4),
@@ -876,8 +932,18 @@ _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 def _scan_cards(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
     budget = [_MAX_CARD_TOKENS]
-    for phrase in _NUMBER_PHRASE.finditer(text):
+    position = 0
+    while True:
+        # The leftmost candidate at or after the end of the last phrase is always the
+        # first digit of a phrase: had the phrase begun earlier, the candidate would
+        # have matched there, since all of the phrase is made of the candidate's
+        # characters. So the phrases read are the ones a scan of every number gives.
+        candidate = _LONG_PHRASE_START.search(text, position)
+        if candidate is None:
+            return
+        phrase = _NUMBER_PHRASE.match(text, candidate.start())
         start, end = phrase.span()
+        position = end
         if end - start < 13:
             continue
         if not _stands_alone(text, start, end):

@@ -39,6 +39,7 @@ MAX_FRAME = 1 << 28          # far above any network buffer; larger means we are
 MAX_RECORD = 16 << 20        # a record claiming more is treated as loss of sync
 MAX_PENDING = 32 << 20       # bytes of unfinished records kept per direction
 MAX_RECORDS = 20_000
+DETECT_FRAMES = 64
 MAX_FIELDS = 64
 MAX_VALUE_SCAN = 1 << 16  # bytes of one record value searched for strings
 MAX_SLOW_READS = 512      # non-ASCII string attempts per value
@@ -351,10 +352,10 @@ class _Channel:
 
 
 def _split_records(channel: _Channel, direction: str, receiver: str, records: list,
-                   anomalies: list) -> None:
+                   anomalies: list, max_records: int = MAX_RECORDS) -> None:
     buf = channel.pending
     pos = 0
-    while len(buf) - pos >= 4 and len(records) < MAX_RECORDS:
+    while len(buf) - pos >= 4 and len(records) < max_records:
         length = struct.unpack_from(">I", buf, pos)[0]
         if length == 0 or length > MAX_RECORD:
             anomalies.append(_anomaly("bad-record-length", direction, channel.offset_of(pos),
@@ -402,8 +403,13 @@ def _request_fields(frame: bytes, msg_id: int, frame_length: int) -> dict:
     return fields
 
 
-def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict) -> None:
+def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
+          max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS) -> None:
+    """Decode one direction into `out`; stop, quietly, after `max_messages` frames of
+    this direction or once `out` holds `max_records` records (a caller that keeps only
+    so many asks for no more; 0 reads frames only)."""
     messages, records, anomalies = out["messages"], out["records"], out["anomalies"]
+    stop_at = len(messages) + max_messages
     channels: dict[str, _Channel] = {}
     preferred: str | None = None
     pos = 0
@@ -451,7 +457,9 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict) ->
                 message.update(header)
                 start = pos + FRAME_HEADER + header["header_size"]
                 payload = stream[start:min(pos + frame_length, size)]
-                if header["data_type"] in RECORD_DATA_TYPES and not header["compressed"]:
+                if not max_records:
+                    pass  # records not asked for
+                elif header["data_type"] in RECORD_DATA_TYPES and not header["compressed"]:
                     channel = channels.setdefault(header["receiver_id"], _Channel())
                     if pending_total + len(payload) > MAX_PENDING:
                         anomalies.append(_anomaly("pending-limit", direction, start,
@@ -461,7 +469,7 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict) ->
                         channel.segments.append((before, start))
                         channel.pending += payload
                         _split_records(channel, direction, header["receiver_id"], records,
-                                       anomalies)
+                                       anomalies, max_records)
                         pending_total += len(channel.pending) - before
                 elif header["data_type"] not in RECORD_DATA_TYPES and not cut:
                     message["event"] = _event(payload)
@@ -470,6 +478,8 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict) ->
         if len(messages) < MAX_RECORDS:
             messages.append(message)
         pos += frame_length
+        if len(messages) >= stop_at or len(records) >= max_records > 0:
+            return
     for receiver, channel in channels.items():
         if channel.pending:
             anomalies.append(_anomaly("unfinished-record", direction, channel.offset_of(0),
@@ -481,7 +491,8 @@ def _anomaly(kind: str, direction: str, offset: int, detail: str) -> dict:
     return {"kind": kind, "direction": direction, "offset": offset, "detail": detail}
 
 
-def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None) -> dict:
+def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
+           max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS) -> dict:
     """Decode both directions of a data-plane connection.
 
     Returns {"messages": [...], "records": [...], "anomalies": [...], "buffer_layout": ...}.
@@ -493,7 +504,7 @@ def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None) -> dict:
     out: dict = {"messages": [], "records": [], "anomalies": []}
     for direction, stream in (("c2s", c2s or b""), ("s2c", s2c or b"")):
         try:
-            _walk(bytes(stream), direction, version_hint, out)
+            _walk(bytes(stream), direction, version_hint, out, max_messages, max_records)
         except Exception as exc:  # a parser bug must not end the analysis
             log.exception("netty decoder failed")
             out["anomalies"].append(_anomaly("decoder-error", direction, 0, repr(exc)))
@@ -536,7 +547,10 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
         length, msg_id = server
         seen.append(f"server {MESSAGE_NAMES[msg_id]} frame (len {length}) with magic BADC0FFE")
     layout = None
-    head = decode(c2s[:1 << 16], s2c[:1 << 20], version_hint=hint)
+    # The first frames tell the header layout; decoding further only costs time (the
+    # examiner decodes the records it keeps itself).
+    head = decode(c2s[:1 << 16], s2c[:1 << 20], version_hint=hint,
+                  max_messages=DETECT_FRAMES, max_records=0)
     layout = head["buffer_layout"]
     if layout:
         by_layout = LAYOUTS[layout].versions

@@ -1,0 +1,83 @@
+"""The scanners' fast paths find exactly what the plain patterns find.
+
+Each fast path replaces a pattern's scan of every position with a search in C for
+an anchor (or a cheaper candidate pattern); these tests hold them to the plain
+scan on texts built to sit at their edges: runs longer than the bound, runs that
+begin inside an earlier match, separators next to each other.
+"""
+
+import re
+
+from hypothesis import given, settings, strategies as st
+
+from flinkwire.leakage import scan
+
+EMAIL_PIECES = st.sampled_from(["a", "b.", "@", "_", "%", "+", "-", "x1", " ", "\x00",
+                                ".com", "@@", "..", "A" * 70])
+URL_PIECES = st.sampled_from(["://", "a", "b:", "@", "x.y", "1", "+", "/", " ", "pekko.tcp",
+                              "u:p@h", "s" * 40])
+NUMBER_PIECES = st.sampled_from(["0", "4111", "1111", " ", "-", "a", ".", "12", "9" * 13,
+                                 "4111 1111 1111 1111", "  "])
+
+
+def texts(pieces):
+    return st.lists(pieces, max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts(EMAIL_PIECES))
+def test_email_matches_equal_the_plain_scan(text):
+    fast = [m.span() for m in scan._anchored(scan._EMAIL, text, "@", scan._LOCAL_CHARS, 64)]
+    assert fast == [m.span() for m in scan._EMAIL.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts(URL_PIECES))
+def test_url_matches_equal_the_plain_scan(text):
+    fast = [m.span() for m in
+            scan._anchored(scan._URL_USERINFO, text, "://", scan._SCHEME_CHARS, 31)]
+    assert fast == [m.span() for m in scan._URL_USERINFO.finditer(text)]
+
+
+def plain_cards(text):
+    budget = [scan._MAX_CARD_TOKENS]
+    for phrase in scan._NUMBER_PHRASE.finditer(text):
+        start, end = phrase.span()
+        if end - start >= 13 and scan._stands_alone(text, start, end):
+            yield from scan._cards_in_phrase(phrase.group(), start, budget)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts(NUMBER_PIECES))
+def test_card_scan_reads_the_phrases_a_scan_of_every_number_reads(text):
+    fast = [(s.offset, s.span[1], s.value) for s in scan._scan_cards(text, text, ())]
+    assert fast == [(s.offset, s.span[1], s.value) for s in plain_cards(text)]
+
+
+def test_cards_after_short_numbers_and_separators_are_found():
+    text = "12 -4111111111111111 7 4111 1111 1111 1111-x"
+    found = [s.value for s in scan.find_secrets(text.encode())]
+    assert found == ["4111111111111111", "4111111111111111"]
+
+
+def test_a_card_inside_a_phrase_glued_to_a_word_is_not_taken_out_of_it():
+    # The phrase "0 4111 ..." is glued to "a", so none of it stands alone; a scan that
+    # started at the card's own first digit would see a standalone card.
+    assert scan.find_secrets(b"a0 4111 1111 1111 1111") == []
+    assert [s.value for s in scan.find_secrets(b"+0 4111 1111 1111 1111")] == \
+        ["4111111111111111"]
+
+
+def test_local_part_bound_is_64_characters():
+    assert [s.value for s in scan.find_secrets(("x" * 64 + "@example.com").encode())] == \
+        ["x" * 64 + "@example.com"]
+    assert scan.find_secrets((" " + "x" * 65 + "@example.com").encode()) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=12))
+def test_readable_count_is_the_length_of_all_readable_runs(data, min_len):
+    runs = [m for m in re.finditer(rb"[\t\n\r\x20-\x7e]+", data) if len(m.group()) >= min_len]
+    assert scan.readable_count(data, min_len) == sum(len(m.group()) for m in runs)
+    assert scan.readable_count(data, min_len) == sum(
+        len(text) for _, text in scan.readable_runs(data, min_len, max_runs=10**6))
