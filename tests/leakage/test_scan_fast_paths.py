@@ -81,3 +81,11 @@ def test_readable_count_is_the_length_of_all_readable_runs(data, min_len):
     assert scan.readable_count(data, min_len) == sum(len(m.group()) for m in runs)
     assert scan.readable_count(data, min_len) == sum(
         len(text) for _, text in scan.readable_runs(data, min_len, max_runs=10**6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["tok", "_", "-", "xoxb", "gh", "p", "key", "test", "a",
+                                 "glpat", "_" * 5000]), max_size=12).map("".join))
+def test_prefix_test_agrees_with_a_search_per_prefix(text):
+    for separator, prefixes in scan._TOKEN_PREFIXES.items():
+        assert scan._holds_prefix(text, separator, prefixes) == any(p in text for p in prefixes)
