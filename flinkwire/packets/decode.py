@@ -70,8 +70,12 @@ _tcp = struct.Struct("!HHIIBBHH").unpack_from
 _udp = struct.Struct("!HHHH").unpack_from
 _null_le = struct.Struct("<I").unpack_from
 # Ethernet type + a 20-byte IPv4 header + a TCP header, read at once: the shape of
-# nearly every packet in a Flink capture, so it gets a path of its own.
-_eth_ipv4_tcp = struct.Struct("!HBBHHHBBH4s4sHHIIBBHH").unpack_from
+# nearly every packet in a Flink capture, so it gets a path of its own, here and
+# (public as ETH_IPV4_TCP) in the packet loop of `tcp.build`. The fields neither
+# path reads (TOS, TTL, IP checksum, TCP window) are skipped as pad bytes.
+# Fields: ethertype, version+IHL, total length, IP id, fragment, protocol, source,
+# destination, source port, destination port, seq, ack, data offset, flags, checksum.
+ETH_IPV4_TCP = _eth_ipv4_tcp = struct.Struct("!HBxHHHxBxx4s4sHHIIBBxxH").unpack_from
 _null_be = struct.Struct(">I").unpack_from
 
 AF_INET6_VALUES = (10, 24, 28, 30)
@@ -90,8 +94,8 @@ class Decoder:
         """A `Segment` tuple for a TCP/UDP frame, else None (reason counted)."""
         end = off + caplen
         if linktype == 1 and caplen >= 54:
-            (etype, vihl, _, total, ip_id, frag, _, proto, _, src, dst, sport, dport, seq, ack,
-             doff, flags, _, csum) = _eth_ipv4_tcp(buf, off + 12)
+            (etype, vihl, total, ip_id, frag, proto, src, dst, sport, dport, seq, ack, doff,
+             flags, csum) = _eth_ipv4_tcp(buf, off + 12)
             if etype == ETH_IPV4 and vihl == 0x45 and proto == TCP and not frag & 0x3FFF \
                     and doff >= 0x50:
                 ip_end = off + 14 + total if total >= 20 else end

@@ -269,17 +269,17 @@ def _walk_pcap(buf, info: CaptureInfo):
                          bytes_present=end - off, bytes_needed=16)
             return
         sec, frac, incl, orig = header(buf, off)
-        if incl > limit:
-            info.anomaly("bad_record_length", off,
-                         f"record claims {incl} captured bytes (limit {limit}); "
-                         "the rest of the file is not read", incl_len=incl)
-            return
         body = off + 16
-        if body + incl > end:
-            info.partial_records += 1
-            info.anomaly("truncated_record_data", off,
-                         f"record claims {incl} bytes, {end - body} present",
-                         incl_len=incl, bytes_present=end - body)
+        if incl > limit or body + incl > end:  # one test for the two ways a record is bad
+            if incl > limit:
+                info.anomaly("bad_record_length", off,
+                             f"record claims {incl} captured bytes (limit {limit}); "
+                             "the rest of the file is not read", incl_len=incl)
+            else:
+                info.partial_records += 1
+                info.anomaly("truncated_record_data", off,
+                             f"record claims {incl} bytes, {end - body} present",
+                             incl_len=incl, bytes_present=end - body)
             return
         if frac >= frac_limit:
             bad_frac += 1

@@ -37,7 +37,7 @@ import logging
 
 from ..packets.decode import Decoder
 from ..reading.capture import open_capture
-from ..tcp.build import BuildStats
+from ..tcp.build import BuildStats, read_packets, settle
 from ..tcp.flows import FlowTable, Limits
 from .analysis import Analysis, prepare
 from .examine import Rows, examine, examiner
@@ -78,63 +78,21 @@ def _steps(paths, captures, ctx, flink_config, limits, every_packets, every_seco
     stats = BuildStats()
     table = FlowTable(on_flow, limits)
     decoder = Decoder()
-    decode = decoder.decode
-    add = table.add
-    step_ns = int(every_seconds * 1e9) if every_seconds is not None else None
-    next_packet = every_packets
-    next_ts = None
+    every_ns = int(every_seconds * 1e9) if every_seconds is not None else None
     seen: dict = {}  # flow index -> (packet signature, its rows at the last snapshot)
-    read = 0
-    done_bytes = 0
     try:
-        for capture in captures:
-            stats.files.append(capture.info)
-            packets = 0
-            for ts, linktype, buf, off, caplen, _ in capture:
-                packets += 1
-                seg = decode(linktype, buf, off, caplen)
-                if seg is not None:
-                    add(seg, ts, buf)
-                if progress is not None and not packets & 0xFFFF:
-                    progress(done_bytes + off)
-                if step_ns is not None and next_ts is None:
-                    next_ts = ts + step_ns
-                due = ((next_packet is not None and read + packets >= next_packet)
-                       or (next_ts is not None and ts >= next_ts))
-                if due:
-                    stats.packets = read + packets
-                    yield _snapshot(paths, rows, stats, decoder, table, ctx, flink_config,
-                                    seen)
-                    if next_packet is not None:
-                        next_packet = read + packets + every_packets
-                    if next_ts is not None:
-                        next_ts = ts + step_ns
-            read += packets
-            stats.packets = read
-            done_bytes += capture.info.file_size
-            stats.bytes_read = done_bytes
-            if progress is not None:
-                progress(done_bytes)
-            capture.close()
-        table.finish_all()
+        for _ in read_packets(captures, stats, decoder, table, progress, every_packets,
+                              every_ns):
+            yield _snapshot(paths, rows, stats, decoder, table, ctx, flink_config, seen)
     finally:
         for capture in captures:
             capture.close()
-    _settle(stats, decoder, table)
+    settle(stats, decoder, table)
     final = Analysis(paths, rows, stats, ctx, flink_config, ctx.reveal)
     final.partial = False
     final.live_flows = frozenset()
     final.packets_read = stats.packets
     yield final
-
-
-def _settle(stats: BuildStats, decoder: Decoder, table: FlowTable) -> None:
-    stats.skipped = dict(decoder.skipped)
-    stats.segments = stats.packets - sum(decoder.skipped.values())
-    stats.flows = table.count
-    stats.evicted = table.evicted
-    stats.port_reuse = table.reused
-    stats.vxlan = decoder.vxlan
 
 
 def _snapshot(paths, rows: Rows, stats: BuildStats, decoder, table, ctx, flink_config,
@@ -169,7 +127,7 @@ def _snapshot(paths, rows: Rows, stats: BuildStats, decoder, table, ctx, flink_c
     seen.update(still)
     now = BuildStats(files=list(stats.files), packets=stats.packets,
                      bytes_read=stats.bytes_read)
-    _settle(now, decoder, table)
+    settle(now, decoder, table)
     analysis = Analysis(paths, snap, now, ctx, flink_config, ctx.reveal)
     analysis.partial = True
     analysis.live_flows = frozenset(live_ids)
