@@ -285,7 +285,8 @@ def readable_strings(value: bytes, min_len: int = 4, limit: int = MAX_FIELDS) ->
     return found
 
 
-def _record(payload: bytes, direction: str, offset: int, receiver: str) -> dict:
+def _record(payload: bytes, direction: str, offset: int, receiver: str,
+            with_fields: bool = True) -> dict:
     record = {"direction": direction, "offset": offset, "length": len(payload),
               "receiver_id": receiver, "tag": None, "kind": "value", "timestamp": None,
               "fields": []}
@@ -310,11 +311,11 @@ def _record(payload: bytes, direction: str, offset: int, receiver: str) -> dict:
         record["timestamp"] = struct.unpack_from(">q", payload, 5)[0]
     else:
         # Not a StreamElement (a batch job or another serializer): read the whole value.
-        record["fields"] = readable_strings(payload)
+        record["fields"] = readable_strings(payload) if with_fields else []
         return record
     record["tag"] = tag
     record["kind"] = STREAM_ELEMENT_TAGS[tag]
-    if value:
+    if value and with_fields:
         record["fields"] = readable_strings(value)
     return record
 
@@ -352,7 +353,8 @@ class _Channel:
 
 
 def _split_records(channel: _Channel, direction: str, receiver: str, records: list,
-                   anomalies: list, max_records: int = MAX_RECORDS) -> None:
+                   anomalies: list, max_records: int = MAX_RECORDS,
+                   fields_for: int = MAX_RECORDS) -> None:
     buf = channel.pending
     pos = 0
     while len(buf) - pos >= 4 and len(records) < max_records:
@@ -367,7 +369,7 @@ def _split_records(channel: _Channel, direction: str, receiver: str, records: li
             break
         start = channel.offset_of(pos)
         records.append(_record(bytes(buf[pos + 4:pos + 4 + length]), direction, start,
-                               receiver))
+                               receiver, len(records) < fields_for))
         pos += 4 + length
     channel.drop(pos)
 
@@ -404,10 +406,11 @@ def _request_fields(frame: bytes, msg_id: int, frame_length: int) -> dict:
 
 
 def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
-          max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS) -> None:
+          max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS,
+          fields_for: int = MAX_RECORDS) -> None:
     """Decode one direction into `out`; stop, quietly, after `max_messages` frames of
-    this direction or once `out` holds `max_records` records (a caller that keeps only
-    so many asks for no more; 0 reads frames only)."""
+    this direction or once `out` holds `max_records` records (0 reads frames only).
+    Records past the first `fields_for` are split off but not read into strings."""
     messages, records, anomalies = out["messages"], out["records"], out["anomalies"]
     stop_at = len(messages) + max_messages
     channels: dict[str, _Channel] = {}
@@ -469,7 +472,7 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
                         channel.segments.append((before, start))
                         channel.pending += payload
                         _split_records(channel, direction, header["receiver_id"], records,
-                                       anomalies, max_records)
+                                       anomalies, max_records, fields_for)
                         pending_total += len(channel.pending) - before
                 elif header["data_type"] not in RECORD_DATA_TYPES and not cut:
                     message["event"] = _event(payload)
@@ -492,7 +495,8 @@ def _anomaly(kind: str, direction: str, offset: int, detail: str) -> dict:
 
 
 def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
-           max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS) -> dict:
+           max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS,
+           fields_for: int = MAX_RECORDS) -> dict:
     """Decode both directions of a data-plane connection.
 
     Returns {"messages": [...], "records": [...], "anomalies": [...], "buffer_layout": ...}.
@@ -500,11 +504,18 @@ def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
     data_type_name, compressed, buffer_size, event, credit, ...). A record has direction, offset
     (of its length prefix in that direction's stream), length, receiver_id, tag (StreamElement
     tag or None), kind, timestamp and fields (readable strings). Never raises on bad bytes.
+
+    Decoding stops after `max_messages` frames per direction, or once `max_records`
+    records are read. Only the first `fields_for` records (over both directions) get
+    their fields: reading a record into strings costs most, and a caller that keeps
+    only so many records asks for no more, while every frame is still walked, so the
+    anomalies are the same whatever it keeps.
     """
     out: dict = {"messages": [], "records": [], "anomalies": []}
     for direction, stream in (("c2s", c2s or b""), ("s2c", s2c or b"")):
         try:
-            _walk(bytes(stream), direction, version_hint, out, max_messages, max_records)
+            _walk(bytes(stream), direction, version_hint, out, max_messages, max_records,
+                  fields_for)
         except Exception as exc:  # a parser bug must not end the analysis
             log.exception("netty decoder failed")
             out["anomalies"].append(_anomaly("decoder-error", direction, 0, repr(exc)))

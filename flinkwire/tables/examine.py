@@ -432,11 +432,11 @@ def _header_value(name: str, value: str, masker) -> str:
 def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
     """Keep what the channel's decoder reads, for the Flink-aware tables."""
     if name == "netty":
-        # Records are the costly part of a data-plane stream (each is split into its
-        # strings and masked): read only as many as the table can still keep, and one
-        # more, so a full table is still told as a `limit` anomaly.
+        # Reading records into strings (and masking them) is the costly part of a data
+        # plane stream: only the records the table can still keep are read so; every
+        # frame is walked all the same, so the anomalies do not depend on the table.
         decoded = netty.decode(c2s, s2c, version_hint=found.get("flink_version_hint"),
-                               max_records=out.space("records", fid) + 1)
+                               fields_for=out.space("records", fid))
         for record in decoded["records"]:
             row = {"flow_id": fid, **record, "fields": list(record.get("fields") or ())}
             if not out.decoded("records", fid, row, masker):
