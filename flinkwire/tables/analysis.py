@@ -21,6 +21,7 @@ from ..flink.remediation import remedy
 from ..tcp.build import build_flows, total_size
 from ..tcp.flows import Limits
 from .examine import Context, Rows, examiner
+from .shard import analyze_sharded, wants_shards
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
     continuing across rotated files stays one flow; see `tables.merge`):
     `executor` is a `concurrent.futures.Executor`, a `dask.distributed.Client`,
     None for a local process pool, or False to read the files in order into
-    one flow table in this process. `engine="tshark"` builds the `flows` table
-    from Wireshark's dissectors instead (see `engines.tshark`).
+    one flow table in this process. One file of 32 MiB or more is read by two
+    processes, each examining half of its flows, into the same tables (see
+    `tables.shard`), unless `executor` is given. `engine="tshark"` builds the
+    `flows` table from Wireshark's dissectors instead (see `engines.tshark`).
     """
     paths, flink_config, ctx = prepare(path_or_paths, config, reveal, min_snippet)
     if engine == "tshark":
@@ -98,6 +101,9 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
     if len(paths) > 1 and executor is not False:
         from .merge import analyze_parallel
         rows, stats = analyze_parallel(paths, ctx, limits, progress, executor)
+        return Analysis(paths, rows, stats, ctx, flink_config, reveal)
+    if wants_shards(paths, executor):
+        rows, stats = analyze_sharded(paths[0], ctx, limits, progress)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
     rows = Rows((limits or Limits()).max_rows_per_table)
     on_flow = examiner(ctx, rows)

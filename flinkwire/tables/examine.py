@@ -162,6 +162,7 @@ def examiner(ctx: Context, out):
             log.exception("examining a flow failed")
             out.anomaly(None, None, None, "internal-error",
                         "a flow could not be examined; see the log", source="flinkwire")
+        out.flush_refusals()
 
     return on_flow
 
@@ -597,6 +598,7 @@ class Rows:
         self._secret_rows: dict = {}
         self._per_flow: dict = {}
         self._full: set = set()
+        self._refusals: list = []
 
     def room(self, table: str, fid) -> bool:
         """True while `table` may take another row; the first refusal is an anomaly."""
@@ -604,10 +606,18 @@ class Rows:
             return True
         if table not in self._full:
             self._full.add(table)
+            # Noted after the flow's other anomalies (see `flush_refusals`), so where it
+            # stands does not depend on which of the flow's rows came first.
+            self._refusals.append((fid, table))
+        return False
+
+    def flush_refusals(self) -> None:
+        """Note each table that refused a row of the flow just examined."""
+        for fid, table in self._refusals:
             self.anomaly(fid, None, None, "limit",
                          f"{table} table full at {self.max_rows} rows: later rows are "
                          "not kept", source="limits")
-        return False
+        self._refusals = []
 
     def space(self, table: str, fid) -> int:
         """How many more decoded rows of `table` this flow may still add."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..packets.decode import ETH_IPV4, ETH_IPV4_TCP, TCP, Decoder
 from ..reading.capture import CaptureInfo, open_capture
-from .flows import FlowTable, Limits
+from .flows import FlowTable, Limits, ShardTable
 
 
 @dataclass
@@ -33,16 +33,19 @@ class BuildStats:
     bytes_read: int = 0
 
 
-def build_flows(paths, on_flow, limits: Limits | None = None, progress=None) -> BuildStats:
+def build_flows(paths, on_flow, limits: Limits | None = None, progress=None,
+                shard: tuple[int, int] | None = None) -> BuildStats:
     """Read every file in `paths`, calling `on_flow(flow)` for each finished flow.
 
     `progress`, when given, is called with the number of file bytes read so far
-    (about every 64k packets) and once at the end of each file.
+    (about every 64k packets) and once at the end of each file. `shard=(k, n)`
+    keeps only shard k of n of the flows, and calls `on_flow(flow, finish_key)`
+    (see `ShardTable`).
     Raises `CaptureError` for a path that is not a capture (before reading any).
     """
     stats = BuildStats()
     captures = [open_capture(p) for p in paths]
-    table = FlowTable(on_flow, limits)
+    table = FlowTable(on_flow, limits) if shard is None else ShardTable(on_flow, limits, *shard)
     decoder = Decoder()
     try:
         for _ in read_packets(captures, stats, decoder, table, progress):

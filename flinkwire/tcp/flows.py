@@ -550,3 +550,87 @@ class FlowTable:
     def finish_all(self) -> None:
         for flow in list(self.flows.values()):
             self._finish(flow)
+
+
+class ShardTable(FlowTable):
+    """A flow table that keeps only shard `k` of `n` of the flows (see `shard_of`).
+
+    Several processes each read the whole capture into a `ShardTable` of their own,
+    so the flows (and their examination, most of the work) are split between them,
+    and every flow lands whole in one shard (both directions have the same ports). Packets of other shards still count towards the sweep cadence, so each
+    shard finishes its flows at the packet where one table holding all flows
+    would: `finish_key` tells that moment, so the parts can be merged back into
+    one table's order. A shard's flows are numbered by the packet that opened
+    them, which orders them as one table's count would.
+
+    Where a bound binds (`max_flows`, `retain_total`), each shard applies it to
+    its own flows, so what is evicted or cut can differ from one table.
+    """
+
+    def __init__(self, on_done, limits: Limits | None, shard: int, shards: int):
+        # `on_done(flow, finish_key)`
+        super().__init__(lambda flow: on_done(flow, self.finish_key), limits)
+        self.shard = shard
+        self.shards = shards
+        self.finish_key = None
+        self._phase = 1
+
+    @staticmethod
+    def shard_of(sport: int, dport: int, shards: int) -> int:
+        """The shard of a flow between these ports (either way round).
+
+        The port sum is multiplied through (Knuth's multiplicative hash) before it
+        is cut into shards: Linux picks even ports for connect(), so the parity of
+        the sum alone is the server port's, and every flow to one server would land
+        in one shard.
+        """
+        return ((sport + dport) * 2654435761 >> 16) % shards
+
+    def add_tcp(self, src, sport, dst, dport, *rest) -> None:
+        if ((sport + dport) * 2654435761 >> 16) % self.shards != self.shard:
+            self.packets += 1
+            if not self.packets & 0x3FFF:
+                self.sweep(rest[-2])
+            return
+        FlowTable.add_tcp(self, src, sport, dst, dport, *rest)
+
+    def add(self, seg, ts: int, buf) -> None:
+        if seg[0] != 6 and ((seg[2] + seg[4]) * 2654435761 >> 16) % self.shards != self.shard:
+            self.packets += 1
+            if not self.packets & 0x3FFF:
+                self.sweep(ts)
+            return
+        FlowTable.add(self, seg, ts, buf)  # TCP goes on to add_tcp, which filters it
+
+    def _flow(self, *args):
+        count = self.count
+        flow, side = FlowTable._flow(self, *args)
+        if self.count != count:
+            flow.index = self.packets
+        return flow, side
+
+    def sweep(self, now: int) -> None:
+        self._phase = 0
+        try:
+            FlowTable.sweep(self, now)
+        finally:
+            self._phase = 1
+
+    def _evict(self) -> None:
+        self._phase = 2
+        try:
+            FlowTable._evict(self)
+        finally:
+            self._phase = 1
+
+    def finish_all(self) -> None:
+        self._phase = 3
+        FlowTable.finish_all(self)
+
+    def _finish(self, flow: Flow) -> None:
+        # One table finishes the flows of a sweep, and of finish_all, in the order they
+        # were opened; an eviction by last activity; a reused port's flow alone, after
+        # that packet's sweep.
+        self.finish_key = (self.packets, self._phase,
+                           flow.last_ts if self._phase == 2 else 0, flow.index)
+        FlowTable._finish(self, flow)

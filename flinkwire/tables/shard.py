@@ -1,0 +1,211 @@
+"""One large capture read by several processes at once, each examining a share of its flows.
+
+Theory of operation
+-------------------
+Examining flows (secret scans, decoders, masking) is most of an analysis, and it
+is per flow, so a capture can be split by flow: each of `SHARDS` processes reads
+the whole file into a `tcp.flows.ShardTable` that keeps only the flows whose
+port sum falls in its shard, and examines those. Reading every packet twice
+costs little next to the examination it splits (on the 100 MB benchmark
+capture, the packet loop is under a tenth of the work).
+
+Every shard finishes each of its flows at the packet where one table would
+(the sweep cadence counts every packet), and tells that moment as a
+`finish_key`. `merge_shards` lays the shards' rows out in finish-key order,
+which is the order one process examines the flows in, so the tables are the
+ones a single reading gives: the same rows in the same order, with the same
+per-table bounds applied (the first `max_rows_per_table` rows in that order,
+and one `limit` anomaly for the flow whose row was the first refused).
+
+Limits: where a memory bound binds, each shard applies it to its own flows:
+`max_flows` and `retain_total` per shard, so which flows are evicted or cut
+short can differ from one process; unanswered SYNs beyond the first 10,000
+are counted per server either way, but which servers are named once more than
+1,000 are seen can differ. The number of shards is fixed (not the machine's
+core count), so a capture gives the same tables on every machine; pass
+`executor=False` to `analyze` to read in one process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from dataclasses import dataclass, field, replace
+
+from ..tcp.build import BuildStats, build_flows
+from ..tcp.flows import Limits
+from .examine import MAX_UNANSWERED_ROWS, MAX_UNANSWERED_SERVERS, Context, Rows, examiner
+
+SHARDS = 2
+MIN_SHARD_BYTES = 32 << 20  # below this, starting a second process costs more than it saves
+
+# Anomalies go last, so the `limit` anomaly of a table found full while merging a
+# flow's rows lands among that flow's anomalies, as one process would emit it.
+TABLES = ("flows", "tls", "snippets", "findings", "http", "rpc", "records", "blobs",
+          "anomalies")
+BOUNDED = ("snippets", "findings", "http", "rpc", "records", "blobs")
+TABLE_FULL = re.compile(r"^(\w+) table full at \d+ rows")
+FLOW_FULL = re.compile(r"^more than \d+ (\w+) rows in one flow")
+
+
+@dataclass
+class ShardPart:
+    """What one shard returns: its rows, where each flow's rows start, its counters."""
+
+    rows: Rows
+    stats: BuildStats
+    pieces: list = field(default_factory=list)  # (finish_key, row counts before the flow)
+    flink_versions: list = field(default_factory=list)
+    unanswered: dict = field(default_factory=dict)
+
+
+def wants_shards(paths, executor) -> bool:
+    """Shard when one capture is large enough and no executor choice says otherwise."""
+    if executor is not None or len(paths) != 1:
+        return False
+    try:
+        return os.path.getsize(paths[0]) >= MIN_SHARD_BYTES
+    except OSError:
+        return False
+
+
+def analyze_shard(path: str, shard: int, shards: int, port_roles: dict, reveal: bool,
+                  limits: Limits | None, min_snippet: int, progress=None) -> ShardPart:
+    """Read `path`, examining only shard `shard` of `shards` of its flows."""
+    ctx = Context(port_roles=dict(port_roles), reveal=reveal, min_snippet=min_snippet)
+    rows = Rows((limits or Limits()).max_rows_per_table)
+    examine_flow = examiner(ctx, rows)
+    pieces = []
+
+    def on_flow(flow, finish_key):
+        pieces.append((finish_key, tuple(len(getattr(rows, name)) for name in TABLES)))
+        examine_flow(flow)
+
+    stats = build_flows([path], on_flow, limits, progress, shard=(shard, shards))
+    rows._secret_rows = {}  # the dedup map is only needed while examining
+    return ShardPart(rows, stats, pieces, sorted(ctx.flink_versions), dict(ctx.unanswered))
+
+
+def analyze_sharded(path: str, ctx: Context, limits: Limits | None = None, progress=None,
+                    shards: int = SHARDS) -> tuple[Rows, BuildStats]:
+    """Analyse one capture in `shards` processes (this one among them) and merge."""
+    args = (dict(ctx.port_roles), ctx.reveal, limits, ctx.min_snippet)
+    # fork where there is one: the workers start with flinkwire imported.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    pool = context.Pool(shards - 1)
+    try:
+        pending = [pool.apply_async(analyze_shard, (path, k, shards, *args))
+                   for k in range(1, shards)]
+        parts = [analyze_shard(path, 0, shards, *args, progress=progress)]
+        parts += [result.get() for result in pending]
+        pool.close()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM in the CLI) or failed: the other shards' work
+        # is of no use, and waiting for it would hold the user up.
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    max_rows = (limits or Limits()).max_rows_per_table
+    return merge_shards(parts, ctx, max_rows)
+
+
+def merge_shards(parts: list[ShardPart], ctx: Context, max_rows: int) -> tuple[Rows, BuildStats]:
+    """The rows one process would have made, from the shards' parts."""
+    out = Rows(max_rows)
+    order = []
+    for number, part in enumerate(parts):
+        ends = [start for _, start in part.pieces[1:]]
+        ends.append(tuple(len(getattr(part.rows, name)) for name in TABLES))
+        for (key, start), end in zip(part.pieces, ends):
+            order.append((key, number, start, end))
+    order.sort(key=lambda item: item[0])
+
+    unanswered_rows = 0
+    for _key, number, start, end in order:
+        rows = parts[number].rows
+        cut = {}  # table -> the flow of its first row refused
+        for index, name in enumerate(TABLES):
+            items = getattr(rows, name)[start[index]:end[index]]
+            if name == "flows":
+                items, unanswered_rows = _count_unanswered(items, unanswered_rows, ctx)
+            elif name in BOUNDED:
+                room = max_rows - len(getattr(out, name))
+                if len(items) > room:
+                    cut[name] = items[max(room, 0)]["flow_id"]
+                    items = items[:max(room, 0)]
+            elif name == "anomalies":
+                # A shard that refused this flow's rows itself held all the rows one
+                # process would keep before them: the merged table is full here too.
+                for anomaly in items:
+                    full = _table_full(anomaly)
+                    if full and full not in cut:
+                        cut[full] = anomaly["flow_id"]
+                items = [a for a in items if not _refusal_to_redo(a, cut)]
+            getattr(out, name).extend(items)
+        for name, refused in cut.items():
+            if out.room(name, refused) is False:  # a table's first refusal, noted
+                out.flush_refusals()              # as one process notes it
+    for part in parts:
+        ctx.flink_versions.update(part.flink_versions)
+        for server, count in part.unanswered.items():
+            _count_server(ctx, server, count)
+    return out, _merged_stats(parts, len(out.flows))
+
+
+def _table_full(anomaly: dict) -> str | None:
+    """The table a shard's own "table full" note is about, else None."""
+    if anomaly.get("kind") != "limit" or anomaly.get("source") != "limits":
+        return None
+    full = TABLE_FULL.match(anomaly.get("detail") or "")
+    return full.group(1) if full else None
+
+
+def _refusal_to_redo(anomaly: dict, cut: dict) -> bool:
+    """A shard's own note of a full table (merging notes it again where one process
+    would), or a per-flow bound that one process would not have reached because the
+    table filled first (this flow's rows were cut)."""
+    if anomaly.get("kind") != "limit" or anomaly.get("source") != "limits":
+        return False
+    detail = anomaly.get("detail") or ""
+    if TABLE_FULL.match(detail):
+        return True
+    flow_full = FLOW_FULL.match(detail)
+    return bool(flow_full) and flow_full.group(1) in cut
+
+
+def _count_unanswered(flows: list, kept: int, ctx: Context) -> tuple[list, int]:
+    """Keep unanswered-SYN flows as rows up to MAX_UNANSWERED_ROWS over all shards;
+    count the rest per server, as `examine` does in one process."""
+    result = []
+    for row in flows:
+        if (row["transport"] == "tcp" and row["handshake_seen"] and not row["established"]
+                and not row["bytes_c2s"] and not row["bytes_s2c"]):
+            if kept >= MAX_UNANSWERED_ROWS:
+                _count_server(ctx, row["server_ip"], 1)
+                continue
+            kept += 1
+        result.append(row)
+    return result, kept
+
+
+def _count_server(ctx: Context, server: str, count: int) -> None:
+    if server not in ctx.unanswered and len(ctx.unanswered) >= MAX_UNANSWERED_SERVERS:
+        server = "other addresses"
+    ctx.unanswered[server] = ctx.unanswered.get(server, 0) + count
+
+
+def _merged_stats(parts: list[ShardPart], flows: int) -> BuildStats:
+    # Every shard read every packet: the reading counters are the first shard's.
+    first = parts[0].stats
+    stats = replace(first, files=list(first.files), skipped=dict(first.skipped))
+    stats.flows = flows
+    stats.evicted = sum(part.stats.evicted for part in parts)
+    stats.port_reuse = sum(part.stats.port_reuse for part in parts)
+    return stats
+
+
+__all__ = ["SHARDS", "MIN_SHARD_BYTES", "ShardPart", "analyze_shard", "analyze_sharded",
+           "merge_shards", "wants_shards"]
