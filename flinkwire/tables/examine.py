@@ -236,7 +236,10 @@ def examine(flow, ctx: Context, out) -> None:
                         anomaly.get("kind"), anomaly.get("detail"), source="tls")
 
     known = set()
-    readable = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known)
+    readable, scanned = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known)
+    if not scanned:
+        # The values to mask in decoded rows, found only if a row is kept.
+        known = functools.partial(_secret_values, flow, cside, plain_c2s, plain_s2c)
     content = None
     if plain_c2s or plain_s2c:
         marks = {name: len(getattr(out, name)) for name in DECODED_TABLES}
@@ -348,6 +351,8 @@ def secret_hint(text: str) -> bool:
         if word in lowered:
             return True
     return len(text) >= 13 and LONG_NUMBER.search(text) is not None
+
+
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
                                "x-api-key", "x-auth-token", "x-amz-security-token"})
 
@@ -362,9 +367,19 @@ class Masker:
     """
 
     def __init__(self, values):
-        self.values = [v for v in values if len(v) >= 4]
-        self.shortest = min(map(len, self.values), default=0)
+        """`values`: the secret values, or a function that finds them when first needed."""
+        self._source = values
+        self._values = None
+        self.shortest = 0
         self._pattern = None
+
+    @property
+    def values(self) -> list[str]:
+        if self._values is None:
+            source = self._source() if callable(self._source) else self._source
+            self._values = [v for v in source if len(v) >= 4]
+            self.shortest = min(map(len, self._values), default=0)
+        return self._values
 
     @property
     def pattern(self) -> re.Pattern | None:
@@ -467,53 +482,68 @@ def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
                 break
 
 
-def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> int:
-    """Snippets and secrets from the plaintext part of each direction.
-
-    Adds every secret value found to `known`, so decoded messages can mask them.
-    """
-    readable = 0
+def _plain_regions(flow, cside, plain_c2s, plain_s2c):
+    """(direction, half, start offset, bytes) of each retained run of plaintext."""
     for direction, half, plain in (("c2s", flow.halves[cside], plain_c2s),
                                    ("s2c", flow.halves[1 - cside], plain_s2c)):
-        snippets = 0
-        findings = 0
         for start, data in half.regions():
             if start >= plain:
                 break
-            data = bytes(data[:plain - start])
-            secrets = find_secrets(data)
-            spans = []
-            values = set()
-            for secret in secrets:
-                span = getattr(secret, "span", None) or (
-                    secret.offset, secret.offset + len(secret.value.encode("latin-1", "replace")))
-                spans.append(span)
-                if len(secret.value) >= 4:
-                    values.add(secret.value)
-                    known.add(secret.value)
-                if findings < MAX_FINDINGS_PER_FLOW:
-                    out.secret(fid, direction, start + secret.offset, half, secret,
-                               ctx.reveal)
-                    findings += 1
-            spans.sort()
-            starts = [a for a, _ in spans]
-            masker = Masker(values)
+            yield direction, half, start, bytes(data[:plain - start])
+
+
+def _secret_values(flow, cside, plain_c2s, plain_s2c) -> set:
+    return {secret.value for _, _, _, data in _plain_regions(flow, cside, plain_c2s, plain_s2c)
+            for secret in find_secrets(data)}
+
+
+def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> tuple[int, bool]:
+    """Snippets and secrets from the plaintext part of each direction.
+
+    Returns the readable byte count, and whether the secret scan ran; it adds
+    every secret value found to `known`, so decoded messages can mask them.
+    Once neither the findings nor the snippets table takes rows, the scan is
+    skipped: rows are per flow, so this flow can have no finding row whose count
+    a scan would raise, and nothing it found would be kept.
+    """
+    readable = 0
+    if not (out.has_room("findings") or out.has_room("snippets")):
+        for _, _, _, data in _plain_regions(flow, cside, plain_c2s, plain_s2c):
             readable += readable_count(data, ctx.min_snippet)
-            # Cutting and masking runs costs most of this loop: only while the table
-            # takes snippets.
-            if snippets >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
-                continue
-            for offset, text in readable_runs(data, min_len=ctx.min_snippet):
-                if snippets >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
-                    break
-                shown = text if ctx.reveal else _masked_snippet(text, offset, spans, starts,
-                                                                masker)
-                out.snippets.append({
-                    "flow_id": fid, "direction": direction, "offset": start + offset,
-                    "ts": half.timestamp_at(start + offset), "text": shown,
-                })
-                snippets += 1
-    return readable
+        return readable, False
+    findings = {"c2s": 0, "s2c": 0}
+    snippets = {"c2s": 0, "s2c": 0}
+    for direction, half, start, data in _plain_regions(flow, cside, plain_c2s, plain_s2c):
+        spans = []
+        values = set()
+        for secret in find_secrets(data):
+            span = getattr(secret, "span", None) or (
+                secret.offset, secret.offset + len(secret.value.encode("latin-1", "replace")))
+            spans.append(span)
+            if len(secret.value) >= 4:
+                values.add(secret.value)
+                known.add(secret.value)
+            if findings[direction] < MAX_FINDINGS_PER_FLOW:
+                out.secret(fid, direction, start + secret.offset, half, secret, ctx.reveal)
+                findings[direction] += 1
+        spans.sort()
+        starts = [a for a, _ in spans]
+        masker = Masker(values)
+        readable += readable_count(data, ctx.min_snippet)
+        # Cutting and masking runs costs most of this loop: only while the table
+        # takes snippets.
+        if snippets[direction] >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
+            continue
+        for offset, text in readable_runs(data, min_len=ctx.min_snippet):
+            if snippets[direction] >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
+                break
+            shown = text if ctx.reveal else _masked_snippet(text, offset, spans, starts, masker)
+            out.snippets.append({
+                "flow_id": fid, "direction": direction, "offset": start + offset,
+                "ts": half.timestamp_at(start + offset), "text": shown,
+            })
+            snippets[direction] += 1
+    return readable, True
 
 
 def _masked_snippet(text, offset, spans, starts, known) -> str:
@@ -618,6 +648,10 @@ class Rows:
                          f"{table} table full at {self.max_rows} rows: later rows are "
                          "not kept", source="limits")
         self._refusals = []
+
+    def has_room(self, table: str) -> bool:
+        """True while `table` may take another row (and nothing is noted when not)."""
+        return len(getattr(self, table)) < self.max_rows
 
     def space(self, table: str, fid) -> int:
         """How many more decoded rows of `table` this flow may still add."""

@@ -111,3 +111,43 @@ def test_csv_neutralises_formulas(tmp_path):
         assert neutralise(start + "1+1").startswith("'")
     assert neutralise("plain text") == "plain text"
     assert neutralise(42) == 42
+
+
+def test_decoded_rows_are_masked_when_the_scan_was_skipped(tmp_path):
+    # A first flow fills the findings and snippets tables (5 rows each), so the
+    # planted flows after it are not scanned for findings; their decoded rows still
+    # fit in the http and records tables and must be masked all the same.
+    lines = b"".join(b"filler.password=Filler-%02d-secret\x00\x00" % n for n in range(10))
+    filler = conversation(client=("192.0.2.30", 43000), server=("192.0.2.31", 7000),
+                          c2s=[lines], s2c=[])
+    http = conversation(client=("192.0.2.20", 41000), server=("192.0.2.10", 8081),
+                        c2s=[_request()], s2c=[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"])
+    request, response = _data_plane_frames()
+    data = conversation(client=("192.0.2.12", 42000), server=("192.0.2.11", 6121),
+                        c2s=[request], s2c=[response])
+    # A record whose key and value are strings of their own: the value's field
+    # shows no hint of a secret, so only the stream scan's values can mask it.
+    lone = "Lone-Value-Planted-58"
+    pair = b"".join(bytes([len(t) + 1]) + t for t in (b"password", lone.encode()))
+    record = struct.pack(">I", len(pair) + 1) + b"\x01" + pair
+    body = b"\x11" * 16 + struct.pack(">iiiibbi", 0, 0, 0, 0, 1, 0, len(record)) + record
+    response = struct.pack(">I", 9 + len(body)) + b"\xba\xdc\x0f\xfe\x00" + body
+    data += conversation(client=("192.0.2.12", 42002), server=("192.0.2.11", 6121),
+                         c2s=[request], s2c=[response])
+    path = tmp_path / "full.pcap"
+    path.write_bytes(pcap_bytes([bytes(p) for p in filler + http + data]))
+    from flinkwire.tcp.flows import Limits
+    limits = Limits(max_rows_per_table=5)
+
+    for reveal in (False, True):
+        analysis = flinkwire.analyze(path, limits=limits, reveal=reveal)
+        filler_id = analysis.flows.flow_id[analysis.flows.server_port == 7000].iloc[0]
+        assert set(analysis.snippets.flow_id) == {filler_id} and len(analysis.snippets) == 5
+        assert (analysis.findings.flow_id == filler_id).sum() == 5
+        decoded = analysis.http.astype(str).to_csv() + analysis.records.astype(str).to_csv()
+        assert len(analysis.records) == 2
+        shown = {name for name, value in {**SECRETS, "lone": lone}.items() if value in decoded}
+        if reveal:
+            assert shown >= {"password", "record_password", "card", "lone"}
+        else:
+            assert not shown
