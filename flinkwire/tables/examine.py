@@ -372,6 +372,9 @@ class Masker:
         self._values = None
         self.shortest = 0
         self._pattern = None
+        # A flow repeats its strings (a channel's receiver id on every record, the
+        # same actor paths and class names in every frame): each is masked once.
+        self._memo: dict[str, str] = {}
 
     @property
     def values(self) -> list[str]:
@@ -394,6 +397,14 @@ class Masker:
         return self._pattern
 
     def text(self, text: str) -> str:
+        shown = self._memo.get(text)
+        if shown is None:
+            shown = self._masked(text)
+            if len(self._memo) < MAX_MEMO_TEXTS and len(text) <= MAX_MEMO_TEXT:
+                self._memo[text] = shown
+        return shown
+
+    def _masked(self, text: str) -> str:
         if self.values and len(text) >= self.shortest:
             text = self.pattern.sub(lambda m: self.masks[m.group(0)], text)
         if secret_hint(text):
@@ -404,6 +415,7 @@ class Masker:
 
 
 MAX_MEMO_TEXT = 1024
+MAX_MEMO_TEXTS = 4096
 
 
 @functools.lru_cache(maxsize=4096)
@@ -418,7 +430,12 @@ def _shown(row: dict, masker) -> dict:
     """The row as faces may see it: captured strings masked unless revealing (masker None)."""
     if masker is None:
         return row
-    return {key: _redacted(value, masker) for key, value in row.items()}
+    return {key: value if key in OWN_KEYS else _redacted(value, masker)
+            for key, value in row.items()}
+
+
+# Columns whose values flinkwire writes itself, never captured text.
+OWN_KEYS = frozenset({"flow_id", "direction"})
 
 
 def _redacted(value, masker, depth: int = 0):
