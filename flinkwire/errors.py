@@ -20,6 +20,10 @@ class CaptureError(FlinkwireError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # Pickled by path and reason, so it crosses from a worker process intact.
+        return type(self), (self.path, self.reason)
+
 
 class ConfigError(FlinkwireError):
     """A Flink configuration file given by the user cannot be read."""
@@ -28,3 +32,10 @@ class ConfigError(FlinkwireError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason)
+
+
+class WorkerError(FlinkwireError):
+    """A worker process of a parallel analysis ended without returning its part."""

@@ -263,6 +263,8 @@ def examine(flow, ctx: Context, out) -> None:
 
 
 DECODED_TABLES = ("http", "rpc", "records", "blobs")
+# The tables with a row bound (Limits.max_rows_per_table).
+BOUNDED_TABLES = ("snippets", "findings", *DECODED_TABLES)
 
 
 def _stamp(out, marks, halves) -> None:
@@ -519,12 +521,12 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> tu
 
     Returns the readable byte count, and whether the secret scan ran; it adds
     every secret value found to `known`, so decoded messages can mask them.
-    Once neither the findings nor the snippets table takes rows, the scan is
-    skipped: rows are per flow, so this flow can have no finding row whose count
-    a scan would raise, and nothing it found would be kept.
+    Once the findings and the snippets tables have both refused a row (and that
+    is noted), the scan is skipped: rows are per flow, so this flow can have no
+    finding row whose count a scan would raise, and nothing it found would be kept.
     """
     readable = 0
-    if not (out.has_room("findings") or out.has_room("snippets")):
+    if out.refused("findings") and out.refused("snippets"):
         for _, _, _, data in _plain_regions(flow, cside, plain_c2s, plain_s2c):
             readable += readable_count(data, ctx.min_snippet)
         return readable, False
@@ -659,16 +661,19 @@ class Rows:
         return False
 
     def flush_refusals(self) -> None:
-        """Note each table that refused a row of the flow just examined."""
+        """Note each table that refused a row of the flow just examined, in the order
+        of BOUNDED_TABLES (not the order of refusal, which a merge of shards cannot
+        know)."""
+        self._refusals.sort(key=lambda refusal: BOUNDED_TABLES.index(refusal[1]))
         for fid, table in self._refusals:
             self.anomaly(fid, None, None, "limit",
                          f"{table} table full at {self.max_rows} rows: later rows are "
                          "not kept", source="limits")
         self._refusals = []
 
-    def has_room(self, table: str) -> bool:
-        """True while `table` may take another row (and nothing is noted when not)."""
-        return len(getattr(self, table)) < self.max_rows
+    def refused(self, table: str) -> bool:
+        """True once `table` has refused a row (its refusal is noted)."""
+        return table in self._full
 
     def space(self, table: str, fid) -> int:
         """How many more decoded rows of `table` this flow may still add."""

@@ -28,14 +28,21 @@ core count), so a capture gives the same tables on every machine; pass
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import re
+import signal
 from dataclasses import dataclass, field, replace
 
+from ..errors import WorkerError
+from ..reading.capture import open_capture
 from ..tcp.build import BuildStats, build_flows
 from ..tcp.flows import Limits
-from .examine import MAX_UNANSWERED_ROWS, MAX_UNANSWERED_SERVERS, Context, Rows, examiner
+from .examine import (BOUNDED_TABLES, MAX_UNANSWERED_ROWS, MAX_UNANSWERED_SERVERS, Context,
+                      Rows, examiner, ip_text)
+
+log = logging.getLogger(__name__)
 
 SHARDS = 2
 MIN_SHARD_BYTES = 32 << 20  # below this, starting a second process costs more than it saves
@@ -44,7 +51,7 @@ MIN_SHARD_BYTES = 32 << 20  # below this, starting a second process costs more t
 # flow's rows lands among that flow's anomalies, as one process would emit it.
 TABLES = ("flows", "tls", "snippets", "findings", "http", "rpc", "records", "blobs",
           "anomalies")
-BOUNDED = ("snippets", "findings", "http", "rpc", "records", "blobs")
+BOUNDED = BOUNDED_TABLES
 TABLE_FULL = re.compile(r"^(\w+) table full at \d+ rows")
 FLOW_FULL = re.compile(r"^more than \d+ (\w+) rows in one flow")
 
@@ -57,7 +64,8 @@ class ShardPart:
     stats: BuildStats
     pieces: list = field(default_factory=list)  # (finish_key, row counts before the flow)
     flink_versions: list = field(default_factory=list)
-    unanswered: dict = field(default_factory=dict)
+    unanswered: dict = field(default_factory=dict)        # server -> SYNs counted
+    unanswered_first: dict = field(default_factory=dict)  # server -> key of the first
 
 
 def wants_shards(paths, executor) -> bool:
@@ -77,39 +85,108 @@ def analyze_shard(path: str, shard: int, shards: int, port_roles: dict, reveal: 
     rows = Rows((limits or Limits()).max_rows_per_table)
     examine_flow = examiner(ctx, rows)
     pieces = []
+    first = {}
 
     def on_flow(flow, finish_key):
+        kept = len(rows.flows)
         pieces.append((finish_key, tuple(len(getattr(rows, name)) for name in TABLES)))
         examine_flow(flow)
+        if len(rows.flows) == kept and _unanswered(flow):
+            # Counted, not kept: remember when each server was first counted, so the
+            # merge can list the servers in the order one process would.
+            server = ip_text(flow.endpoint(1 - flow.client)[0])
+            first.setdefault(server if server in ctx.unanswered else OTHER, finish_key)
 
     stats = build_flows([path], on_flow, limits, progress, shard=(shard, shards))
     rows._secret_rows = {}  # the dedup map is only needed while examining
-    return ShardPart(rows, stats, pieces, sorted(ctx.flink_versions), dict(ctx.unanswered))
+    return ShardPart(rows, stats, pieces, sorted(ctx.flink_versions), dict(ctx.unanswered),
+                     first)
+
+
+OTHER = "other addresses"
+
+
+def _unanswered(flow) -> bool:
+    return (flow.proto == 6 and flow.syn_seen and not flow.synack_seen
+            and flow.client is not None
+            and not (flow.halves[0].unique_bytes or flow.halves[1].unique_bytes))
 
 
 def analyze_sharded(path: str, ctx: Context, limits: Limits | None = None, progress=None,
                     shards: int = SHARDS) -> tuple[Rows, BuildStats]:
-    """Analyse one capture in `shards` processes (this one among them) and merge."""
+    """Analyse one capture in `shards` processes (this one among them) and merge.
+
+    Raises `CaptureError` for a file that is not a capture (before any worker
+    starts, or from a worker if the file changed meanwhile) and `WorkerError` when
+    a worker dies without its part (killed, out of memory).
+    """
+    open_capture(path).close()
     args = (dict(ctx.port_roles), ctx.reveal, limits, ctx.min_snippet)
     # fork where there is one: the workers start with flinkwire imported.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pool = context.Pool(shards - 1)
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    workers = []
     try:
-        pending = [pool.apply_async(analyze_shard, (path, k, shards, *args))
-                   for k in range(1, shards)]
+        for number in range(1, shards):
+            receiver, sender = context.Pipe(duplex=False)
+            worker = context.Process(target=_shard_worker, daemon=True,
+                                     args=(sender, (path, number, shards, *args)))
+            worker.start()
+            sender.close()
+            workers.append((worker, receiver))
         parts = [analyze_shard(path, 0, shards, *args, progress=progress)]
-        parts += [result.get() for result in pending]
-        pool.close()
+        parts += [_received(path, worker, receiver) for worker, receiver in workers]
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM in the CLI) or failed: the other shards' work
         # is of no use, and waiting for it would hold the user up.
-        pool.terminate()
+        for worker, _ in workers:
+            worker.terminate()
         raise
     finally:
-        pool.join()
+        for worker, receiver in workers:
+            worker.join(5)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+            receiver.close()
     max_rows = (limits or Limits()).max_rows_per_table
     return merge_shards(parts, ctx, max_rows)
+
+
+def _shard_worker(sender, args) -> None:
+    """A worker's life: its shard, sent back whole (or the error that stopped it)."""
+    # The parent handles Ctrl-C and SIGTERM and ends the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Every shard reads every packet: the reading warnings are the parent's to give.
+    logging.getLogger("flinkwire.reading").setLevel(logging.ERROR)
+    try:
+        result = ("part", analyze_shard(*args))
+    except Exception as exc:  # sent back to be raised in the parent
+        result = ("error", exc)
+    try:
+        sender.send(result)
+    except Exception as exc:  # an error that does not pickle
+        sender.send(("error", WorkerError(f"shard worker failed: {exc!r}")))
+    finally:
+        sender.close()
+
+
+def _received(path: str, worker, receiver) -> ShardPart:
+    # A worker that dies (killed, out of memory) closes its end of the pipe, or at
+    # least stops being alive: either way the wait ends.
+    while not receiver.poll(0.2):
+        if not worker.is_alive() and not receiver.poll():
+            break
+    try:
+        kind, payload = receiver.recv()
+    except EOFError:
+        worker.join(5)
+        raise WorkerError(f"{path}: a worker process ended (exit code {worker.exitcode}) "
+                          "before returning its share of the flows") from None
+    if kind == "error":
+        raise payload
+    return payload
 
 
 def merge_shards(parts: list[ShardPart], ctx: Context, max_rows: int) -> tuple[Rows, BuildStats]:
@@ -124,14 +201,20 @@ def merge_shards(parts: list[ShardPart], ctx: Context, max_rows: int) -> tuple[R
     order.sort(key=lambda item: item[0])
 
     unanswered_rows = 0
-    for _key, number, start, end in order:
+    counted: dict = {}  # server -> [SYNs counted, key of the first]
+    for key, number, start, end in order:
         rows = parts[number].rows
         cut = {}  # table -> the flow of its first row refused
+        flow_rows = rows.flows[start[0]:end[0]]
+        if len(flow_rows) == 1 and _unanswered_row(flow_rows[0]):
+            if unanswered_rows >= MAX_UNANSWERED_ROWS:
+                # One process counts it and keeps no row of it at all.
+                _count(counted, flow_rows[0]["server_ip"], 1, key)
+                continue
+            unanswered_rows += 1
         for index, name in enumerate(TABLES):
             items = getattr(rows, name)[start[index]:end[index]]
-            if name == "flows":
-                items, unanswered_rows = _count_unanswered(items, unanswered_rows, ctx)
-            elif name in BOUNDED:
+            if name in BOUNDED:
                 room = max_rows - len(getattr(out, name))
                 if len(items) > room:
                     cut[name] = items[max(room, 0)]["flow_id"]
@@ -146,13 +229,19 @@ def merge_shards(parts: list[ShardPart], ctx: Context, max_rows: int) -> tuple[R
                 items = [a for a in items if not _refusal_to_redo(a, cut)]
             getattr(out, name).extend(items)
         for name, refused in cut.items():
-            if out.room(name, refused) is False:  # a table's first refusal, noted
-                out.flush_refusals()              # as one process notes it
+            out.room(name, refused)  # a table's first refusal, noted as one process does
+        out.flush_refusals()
     for part in parts:
         ctx.flink_versions.update(part.flink_versions)
         for server, count in part.unanswered.items():
-            _count_server(ctx, server, count)
-    return out, _merged_stats(parts, len(out.flows))
+            _count(counted, server, count, part.unanswered_first.get(server, ()))
+    # Servers in the order they were first counted, named up to the bound, as one
+    # process lists them.
+    for server, (count, _) in sorted(counted.items(), key=lambda item: item[1][1]):
+        if server not in ctx.unanswered and len(ctx.unanswered) >= MAX_UNANSWERED_SERVERS:
+            server = OTHER
+        ctx.unanswered[server] = ctx.unanswered.get(server, 0) + count
+    return out, _merged_stats(parts)
 
 
 def _table_full(anomaly: dict) -> str | None:
@@ -176,32 +265,26 @@ def _refusal_to_redo(anomaly: dict, cut: dict) -> bool:
     return bool(flow_full) and flow_full.group(1) in cut
 
 
-def _count_unanswered(flows: list, kept: int, ctx: Context) -> tuple[list, int]:
-    """Keep unanswered-SYN flows as rows up to MAX_UNANSWERED_ROWS over all shards;
-    count the rest per server, as `examine` does in one process."""
-    result = []
-    for row in flows:
-        if (row["transport"] == "tcp" and row["handshake_seen"] and not row["established"]
-                and not row["bytes_c2s"] and not row["bytes_s2c"]):
-            if kept >= MAX_UNANSWERED_ROWS:
-                _count_server(ctx, row["server_ip"], 1)
-                continue
-            kept += 1
-        result.append(row)
-    return result, kept
+def _unanswered_row(row: dict) -> bool:
+    """The row of an unanswered SYN (a SYN, no SYN-ACK, no byte either way)."""
+    return (row["transport"] == "tcp" and row["handshake_seen"] and not row["established"]
+            and not row["bytes_c2s"] and not row["bytes_s2c"])
 
 
-def _count_server(ctx: Context, server: str, count: int) -> None:
-    if server not in ctx.unanswered and len(ctx.unanswered) >= MAX_UNANSWERED_SERVERS:
-        server = "other addresses"
-    ctx.unanswered[server] = ctx.unanswered.get(server, 0) + count
+def _count(counted: dict, server: str, count: int, key) -> None:
+    entry = counted.get(server)
+    if entry is None:
+        counted[server] = [count, key]
+    else:
+        entry[0] += count
+        entry[1] = min(entry[1], key)
 
 
-def _merged_stats(parts: list[ShardPart], flows: int) -> BuildStats:
+def _merged_stats(parts: list[ShardPart]) -> BuildStats:
     # Every shard read every packet: the reading counters are the first shard's.
     first = parts[0].stats
     stats = replace(first, files=list(first.files), skipped=dict(first.skipped))
-    stats.flows = flows
+    stats.flows = sum(part.stats.flows for part in parts)
     stats.evicted = sum(part.stats.evicted for part in parts)
     stats.port_reuse = sum(part.stats.port_reuse for part in parts)
     return stats

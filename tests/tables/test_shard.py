@@ -2,12 +2,16 @@
 tables one process gives: the same rows in the same order, bounds included."""
 
 import importlib.util
+import multiprocessing
+import os
+import pickle
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import flinkwire
+from flinkwire.errors import CaptureError, WorkerError
 from flinkwire.tables import shard
 from flinkwire.tcp.flows import Limits, ShardTable
 
@@ -77,3 +81,55 @@ def test_small_captures_are_read_in_one_process(monkeypatch):
     flinkwire.analyze(ROOT / "captures" / "s1-plaintext.pcap")
     assert calls == []
     assert shard.wants_shards([str(ROOT / "captures" / "s1-plaintext.pcap")], None) is False
+
+
+def test_unanswered_syns_past_the_bound_are_counted_in_one_process_order(always_shard,
+                                                                        monkeypatch, tmp_path):
+    from builders import pcap_bytes, tcp_packet
+    from flinkwire.tables import examine
+
+    monkeypatch.setattr(examine, "MAX_UNANSWERED_ROWS", 20)
+    monkeypatch.setattr(shard, "MAX_UNANSWERED_ROWS", 20)
+    frames = []
+    port = 20000
+    # 30 SYNs to one server, each with a segment so far ahead of the stream that it is
+    # ignored (an anomaly, no bytes), then 5 SYNs to each of two more servers that
+    # land in different shards: the counts tie, and the first counted is listed first.
+    servers = ["198.51.100.1"] * 30 + ["198.51.100.7"] * 5 + ["198.51.100.9"] * 5
+    for server in servers:
+        frames.append(tcp_packet("192.0.2.5", port, server, 6123, 1000, flags="S"))
+        if server == "198.51.100.1":
+            frames.append(tcp_packet("192.0.2.5", port, server, 6123, 1001 + (1 << 30) + 5000,
+                                     flags="PA", payload=b"x" * 10))
+        port += 1
+    path = tmp_path / "syns.pcap"
+    path.write_bytes(pcap_bytes([bytes(f) for f in frames]))
+    one = flinkwire.analyze(path, executor=False)
+    sharded = flinkwire.analyze(path)
+    assert len(one.flows) == 20
+    counted = one.anomalies[one.anomalies.kind == "unanswered-syn"]
+    assert list(counted.length) == [10, 5, 5]
+    assert_same_tables(one, sharded)
+
+
+def _dies(path, number, *args, **kwargs):
+    if number:
+        os._exit(9)
+    return real_analyze_shard(path, number, *args, **kwargs)
+
+
+real_analyze_shard = shard.analyze_shard
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(always_shard, monkeypatch):
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the dying worker is patched in through fork")
+    monkeypatch.setattr(shard, "analyze_shard", _dies)
+    with pytest.raises(WorkerError, match="exit code 9"):
+        flinkwire.analyze(ROOT / "captures" / "s1-plaintext.pcap")
+
+
+def test_capture_errors_cross_processes_intact():
+    error = pickle.loads(pickle.dumps(CaptureError("/x.pcap", "not a capture")))
+    assert (type(error), error.path, error.reason, str(error)) == \
+        (CaptureError, "/x.pcap", "not a capture", "/x.pcap: not a capture")
