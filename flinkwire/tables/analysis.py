@@ -8,12 +8,14 @@ the findings with their remedies. Nothing here prints; the faces do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from ..flink import knowledge, roles
 from ..flink.config import load_config
@@ -51,6 +53,9 @@ SEVERITY_OF_KIND = {
 OLD_TLS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
 WEAK_CIPHER_PARTS = ("_RC4_", "_DES_", "_3DES_", "_NULL_", "_EXPORT", "_anon_", "_MD5")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
+EMPTY_CONNECTION_EVIDENCE = (
+    "TCP connection opened and closed without one payload byte: typical of a TLS handshake "
+    "that failed before its first record (no shared protocol or suite) or a refused peer")
 
 
 def default_capture() -> Path:
@@ -122,7 +127,11 @@ class Analysis:
         self.reveal = reveal
         self.flink_version = self._flink_version(rows, ctx, config)
 
+        # Analysis takes the rows over: each list is let go as soon as its table is a
+        # frame, not kept beside it (on a 1 GB capture of 19,845 flows the flow and TLS
+        # rows alone were 56 MB).
         flow_rows = sorted(rows.flows, key=lambda r: (r["first_ts"], r["index"]))
+        rows.flows = []
         refined = roles.refine_roles([
             {"flow_id": r["flow_id"], "server_ip": r["server_ip"],
              "server_port": r["server_port"], "client_ip": r["client_ip"], "role": r["role"],
@@ -134,23 +143,30 @@ class Analysis:
             row["role"] = new["role"]
             row["role_evidence"] = new["evidence"] if isinstance(new["evidence"], str) \
                 else "; ".join(new["evidence"])
-        self.flows = _frame([{k: r.get(k) for k in FLOW_COLUMNS} for r in flow_rows],
-                            FLOW_COLUMNS)
+        self.flows = _frame_of_tuples([tuple(map(row.get, FLOW_COLUMNS)) for row in flow_rows],
+                                      FLOW_COLUMNS)
+        del flow_rows
         role_of = dict(zip(self.flows["flow_id"], self.flows["role"]))
 
-        self.hosts = _frame(roles.hosts_from([
-            {"flow_id": r["flow_id"], "server_ip": r["server_ip"], "client_ip": r["client_ip"],
-             "server_port": r["server_port"], "role": r["role"], "verdict": r["verdict"],
-             "pekko": (r["_content"] if (r["_content"] or {}).get("kind") == "pekko" else None)}
-            for r in flow_rows]), ["ip", "component", "evidence"])
+        # The refined copies hold every key hosts_from reads, with the settled role.
+        self.hosts = _frame(roles.hosts_from(refined), ["ip", "component", "evidence"])
+        del refined
+
+        # Findings read the TLS, HTTP, blob and secret rows: made (as tuples) before
+        # those rows become frames and go.
+        self.verdict = self._cluster_verdict(rows.tls)
+        self.findings = _frame_of_tuples(self._findings(rows, role_of, rows.tls),
+                                         FINDING_COLUMNS)
+        rows.findings, rows._secret_rows = [], {}
+
         self.snippets = _frame(rows.snippets, SNIPPET_COLUMNS)
-        self.tls = _frame(rows.tls, ["flow_id"])
-        self.http = _frame(rows.http, ["flow_id"])
-        self.rpc = _frame(rows.rpc, ["flow_id"])
-        self.records = _frame(rows.records, ["flow_id"])
-        self.blobs = _frame(rows.blobs, ["flow_id"])
+        rows.snippets = []
+        for name in ("tls", "http", "rpc", "records", "blobs"):
+            setattr(self, name, _frame(getattr(rows, name), ["flow_id"]))
+            setattr(rows, name, [])
 
         anomalies = list(rows.anomalies)
+        rows.anomalies = []
         for info in stats.files:
             for a in info.anomalies:
                 anomalies.append({"flow_id": None, "direction": None,
@@ -175,12 +191,10 @@ class Analysis:
                               "detail": f"{stats.evicted} flows evicted from a full flow "
                                         "table (max_flows); each was finished early"})
         self.anomalies = _frame(anomalies, ANOMALY_COLUMNS)
+        del anomalies
 
-        self._tls_rows = rows.tls
-        self._decoded_rows = {"blobs": rows.blobs, "http": rows.http}
-        self.findings = _frame(self._findings(rows, role_of), FINDING_COLUMNS)
-        self.channels = _frame(self._channels(), CHANNEL_COLUMNS)
-        self.verdict = self._cluster_verdict()
+        with _arrow_memory():  # groupby's Arrow buffers too
+            self.channels = _frame(self._channels(), CHANNEL_COLUMNS)
 
     # -- settled over all flows ---------------------------------------------
 
@@ -199,23 +213,30 @@ class Analysis:
             return config.major_version
         return None
 
-    def _findings(self, rows: Rows, role_of: dict) -> list[dict]:
+    def _remedy(self, role, kind) -> str:
+        """`remedy` for this analysis's Flink version, one string per (role, kind): a
+        flow finding each repeats a remedy of a few hundred characters (42,253 findings
+        on a 1 GB capture)."""
+        key = (role, kind)
+        text = self._remedies.get(key)
+        if text is None:
+            text = self._remedies[key] = remedy(role, kind, self.flink_version)
+        return text
+
+    def _findings(self, rows: Rows, role_of: dict, tls_rows) -> list[tuple]:
+        """The findings as tuples in FINDING_COLUMNS order, most severe first (a tuple
+        is a sixth of an eleven-key dict)."""
+        self._remedies = {}
         findings = []
         for row in self.flows.itertuples(index=False):
             group = knowledge.channel_group(row.role)
             if (row.verdict == "no-payload" and row.transport == "tcp" and row.established
                     and group in ("internal", "rest")):
-                findings.append({
-                    "flow_id": row.flow_id, "role": row.role, "severity": "medium",
-                    "kind": "empty-connection",
-                    "value": f"{row.client_ip}:{row.client_port} -> "
-                             f"{row.server_ip}:{row.server_port}",
-                    "evidence": "TCP connection opened and closed without one payload byte: "
-                                "typical of a TLS handshake that failed before its first "
-                                "record (no shared protocol or suite) or a refused peer",
-                    "remediation": remedy(row.role, "tls-handshake-failed", self.flink_version),
-                    "direction": None, "offset": None, "ts": row.first_ts, "count": 1,
-                })
+                findings.append((
+                    row.flow_id, row.role, "medium", "empty-connection",
+                    f"{row.client_ip}:{row.client_port} -> {row.server_ip}:{row.server_port}",
+                    EMPTY_CONNECTION_EVIDENCE, self._remedy(row.role, "tls-handshake-failed"),
+                    None, None, row.first_ts, 1))
                 continue
             if row.verdict != "plaintext":
                 continue
@@ -230,53 +251,50 @@ class Analysis:
                 kind = "plaintext-channel"
             else:
                 continue
-            findings.append({
-                "flow_id": row.flow_id, "role": row.role, "severity": severity, "kind": kind,
-                "value": f"{row.client_ip}:{row.client_port} -> {row.server_ip}:{row.server_port}",
-                "evidence": f"{row.role} flow in plaintext ({row.bytes_c2s + row.bytes_s2c} "
-                            f"bytes readable on the wire); {row.role_evidence}",
-                "remediation": remedy(row.role, kind, self.flink_version),
-                "direction": None, "offset": None, "ts": row.first_ts, "count": 1,
-            })
-        findings += self._tls_findings(role_of)
-        findings += self._job_code_findings(role_of)
+            findings.append((
+                row.flow_id, row.role, severity, kind,
+                f"{row.client_ip}:{row.client_port} -> {row.server_ip}:{row.server_port}",
+                f"{row.role} flow in plaintext ({row.bytes_c2s + row.bytes_s2c} "
+                f"bytes readable on the wire); {row.role_evidence}",
+                self._remedy(row.role, kind), None, None, row.first_ts, 1))
+        findings += self._tls_findings(role_of, tls_rows)
+        findings += self._job_code_findings(role_of, rows)
         for secret in rows.findings:
             role = role_of.get(secret["flow_id"], "unknown")
-            findings.append({
-                "flow_id": secret["flow_id"], "role": role,
-                "severity": SEVERITY_OF_KIND.get(secret["kind"], "medium"),
-                "kind": secret["kind"], "value": secret["value"],
-                "evidence": f"{secret['direction']} stream offset {secret['offset']}: "
-                            f"{secret['context']}"
-                            + (f"; seen {secret['count']} times" if secret["count"] > 1 else "")
-                            + (f" (user {secret['username']})" if secret.get("username") else ""),
-                "remediation": remedy(role, secret["kind"], self.flink_version),
-                "direction": secret["direction"], "offset": secret["offset"],
-                "ts": secret["ts"], "count": secret["count"],
-            })
-        findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["ts"] or 0))
+            findings.append((
+                secret["flow_id"], role, SEVERITY_OF_KIND.get(secret["kind"], "medium"),
+                secret["kind"], secret["value"],
+                f"{secret['direction']} stream offset {secret['offset']}: {secret['context']}"
+                + (f"; seen {secret['count']} times" if secret["count"] > 1 else "")
+                + (f" (user {secret['username']})" if secret.get("username") else ""),
+                self._remedy(role, secret["kind"]), secret["direction"], secret["offset"],
+                secret["ts"], secret["count"]))
+        findings.sort(key=lambda f: (SEVERITY_ORDER.get(f[2], 9), f[9] or 0))
+        del self._remedies
         return findings
 
-    def _cluster_verdict(self) -> dict:
+    def _cluster_verdict(self, tls_rows) -> dict:
         """Internal TLS and REST TLS: on, off, partial or not seen; mutual authentication."""
+        # In Python over three columns: selecting rows of the frame copies them into
+        # Arrow buffers the allocator keeps (16 MB on a 1 GB capture).
         flows = self.flows
+        groups = [knowledge.channel_group(role) for role in flows["role"]]
         verdict = {}
-        tls_by_flow = {t["flow_id"]: t for t in self._tls_rows}
+        tls_by_flow = {t["flow_id"]: t for t in tls_rows}
         for group in ("internal", "rest"):
-            mine = flows[flows["role"].map(knowledge.channel_group) == group] \
-                if not flows.empty else flows
-            carrying = mine[mine["verdict"] != "no-payload"] if not mine.empty else mine
-            if carrying.empty:
+            carrying = [(fid, kind) for fid, kind, mine in zip(flows["flow_id"],
+                                                               flows["verdict"], groups)
+                        if mine == group and kind != "no-payload"]
+            if not carrying:
                 state = "not seen"
-            elif (carrying["verdict"] == "tls").all():
+            elif all(kind == "tls" for _, kind in carrying):
                 state = "on"
-            elif (carrying["verdict"] == "tls").any():
+            elif any(kind == "tls" for _, kind in carrying):
                 state = "partial"
             else:
                 state = "off"
             verdict[f"{group}_tls"] = state
-            rows = [tls_by_flow[f] for f in carrying["flow_id"] if f in tls_by_flow] \
-                if not carrying.empty else []
+            rows = [tls_by_flow[fid] for fid, _ in carrying if fid in tls_by_flow]
             requested = [r.get("client_certificate_requested") for r in rows]
             if not rows:
                 mutual = "n/a"
@@ -289,12 +307,12 @@ class Analysis:
             verdict[f"{group}_mutual_auth"] = mutual
         return verdict
 
-    def _job_code_findings(self, role_of: dict) -> list[dict]:
+    def _job_code_findings(self, role_of: dict, rows: Rows) -> list[tuple]:
         """Job jars readable on the wire: blob transfers and REST uploads."""
         out = []
         seen = set()
-        sources = [("blobs", row, row.get("zip")) for row in self._decoded("blobs")]
-        for row in self._decoded("http"):
+        sources = [("blobs", row, row.get("zip")) for row in rows.blobs]
+        for row in rows.http:
             for part in row.get("parts") or []:
                 if isinstance(part, dict):
                     sources.append(("http", row, part.get("zip")))
@@ -309,37 +327,29 @@ class Analysis:
             seen.add(key)
             classes = [e for e in entries if e.endswith(".class")]
             role = role_of.get(fid, "unknown")
-            out.append({
-                "flow_id": fid, "role": role, "severity": "high", "kind": "job-code",
-                "value": f"{len(entries)} entries, {len(classes)} classes: "
-                         + ", ".join(classes[:3]) + ("…" if len(classes) > 3 else ""),
-                "evidence": f"a JAR crossed the {role} channel in plaintext "
-                            f"({table} table, offset {row.get('offset')})",
-                "remediation": remedy(role, "plaintext-channel", self.flink_version),
-                "direction": row.get("direction"), "offset": row.get("offset"),
-                "ts": row.get("ts"), "count": 1,
-            })
+            out.append((
+                fid, role, "high", "job-code",
+                f"{len(entries)} entries, {len(classes)} classes: "
+                + ", ".join(classes[:3]) + ("…" if len(classes) > 3 else ""),
+                f"a JAR crossed the {role} channel in plaintext "
+                f"({table} table, offset {row.get('offset')})",
+                self._remedy(role, "plaintext-channel"), row.get("direction"),
+                row.get("offset"), row.get("ts"), 1))
         return out
 
-    def _decoded(self, name):
-        return getattr(self, "_decoded_rows", {}).get(name, [])
-
-    def _tls_findings(self, role_of: dict) -> list[dict]:
+    def _tls_findings(self, role_of: dict, tls_rows) -> list[tuple]:
         """How sound the TLS is: version, suite, certificates, client auth, failures."""
         out = []
-        if not self._tls_rows:
+        if not tls_rows:
             return out
         first_ts = dict(zip(self.flows["flow_id"], self.flows["first_ts"]))
 
         def add(fid, severity, kind, value, evidence):
             role = role_of.get(fid, "unknown")
-            out.append({"flow_id": fid, "role": role, "severity": severity, "kind": kind,
-                        "value": value, "evidence": evidence,
-                        "remediation": remedy(role, kind, self.flink_version),
-                        "direction": None, "offset": None, "ts": first_ts.get(fid),
-                        "count": 1})
+            out.append((fid, role, severity, kind, value, evidence, self._remedy(role, kind),
+                        None, None, first_ts.get(fid), 1))
 
-        for t in self._tls_rows:
+        for t in tls_rows:
             fid = t["flow_id"]
             role = role_of.get(fid, "unknown")
             version, cipher = t.get("version"), str(t.get("cipher") or "")
@@ -384,7 +394,8 @@ class Analysis:
 
     def _channels(self) -> list[dict]:
         out = []
-        flows = self.flows
+        # Only the columns read: groupby copies each group's rows of what it is given.
+        flows = self.flows[["flow_id", "role", "verdict", "bytes_c2s", "bytes_s2c"]]
         if flows.empty:
             return out
         kinds_by_flow = {}
@@ -476,14 +487,51 @@ class Analysis:
         return f"<Analysis of {names}: {flows} flows, {findings} findings>"
 
 
+def _frame_of_tuples(rows: list[tuple], columns) -> pd.DataFrame:
+    """`_frame` of rows given as tuples in `columns` order. pandas turns a list of
+    tuples into the same object matrix, and infers the same dtypes, as a list of
+    dicts with those keys, without a dict per row."""
+    if not rows:
+        return _frame([], columns)
+    with _arrow_memory():
+        return pd.DataFrame(rows, columns=columns)
+
+
 def _frame(rows, columns) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    for column in columns:
-        if column not in frame.columns:
-            frame[column] = pd.Series(dtype="object")
-    ordered = [c for c in columns if c in frame.columns]
-    rest = [c for c in frame.columns if c not in ordered]
-    return frame[ordered + rest]
+    with _arrow_memory():
+        frame = pd.DataFrame(rows)
+        for column in columns:
+            if column not in frame.columns:
+                frame[column] = pd.Series(dtype="object")
+        ordered = [c for c in columns if c in frame.columns]
+        rest = [c for c in frame.columns if c not in ordered]
+        return frame[ordered + rest]
+
+
+@contextlib.contextmanager
+def _arrow_memory():
+    """Build a frame's Arrow string columns with the C library's allocator, then hand
+    back what the build freed.
+
+    pandas grows each string column's buffer as the strings arrive; the mimalloc pool
+    Arrow uses by default keeps every outgrown buffer, and the findings table of a
+    1 GB capture (42,253 rows, 23 MB of strings) took 76 MB to build with it, 36 MB
+    with malloc. A pool the user chose (ARROW_DEFAULT_MEMORY_POOL, or set to other
+    than mimalloc) is left alone. Buffers remember their pool, so switching for the
+    build changes no frame.
+    """
+    chosen = pa.default_memory_pool()
+    switch = chosen.backend_name == "mimalloc" and "ARROW_DEFAULT_MEMORY_POOL" not in os.environ
+    if switch:
+        pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        if switch:
+            pa.set_memory_pool(chosen)
+        # malloc_trim for the system pool: also returns the pages of the row lists
+        # Analysis has let go.
+        (pa.system_memory_pool() if switch else chosen).release_unused()
 
 
 __all__ = ["Analysis", "analyze", "default_capture", "total_size"]
