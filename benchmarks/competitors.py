@@ -53,13 +53,12 @@ def result(packets: int, frame) -> dict:
     return {"packets": packets, "flows": len(frame), "tls_flows": tls}
 
 
-def run_flinkwire(path: str, one_process: bool = False) -> dict:
+def run_flinkwire(path: str, shards: int = 1) -> dict:
     # The working tree (installed or not), or the snapshot run.py --flinkwire-commit made.
     sys.path.insert(0, os.environ.get("FLINKWIRE_SRC") or str(ROOT))
     import flinkwire
 
-    # By default a large capture is read by two processes (tables.shard).
-    analysis = flinkwire.analyze(path, executor=False) if one_process else flinkwire.analyze(path)
+    analysis = flinkwire.analyze(path, shards=shards)
     flows = analysis.flows
     packets = int(flows.packets_c2s.sum() + flows.packets_s2c.sum()) if len(flows) else 0
     return {"packets": packets, "flows": len(flows),
@@ -181,7 +180,7 @@ def run_cat(path: str) -> dict:
 
 
 TOOLS = {"flinkwire": run_flinkwire,
-         "flinkwire-1p": lambda path: run_flinkwire(path, one_process=True),
+         "flinkwire-2p": lambda path: run_flinkwire(path, shards=2),
          "scapy": run_scapy, "dpkt": run_dpkt, "tshark": run_tshark, "pyshark": run_pyshark,
          "nfstream": run_nfstream, "read": run_cat}
 

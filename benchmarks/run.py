@@ -60,7 +60,7 @@ CHILD_ENV = dict(os.environ)
 
 JOBS = {
     "flinkwire": "full analysis: reassembly, TLS handshakes, roles, snippets, findings",
-    "flinkwire-1p": "the same, in one process (`executor=False`)",
+    "flinkwire-2p": "the same, in two processes (`shards=2`)",
     "nfstream": "flows to pandas (C engine, nDPI verdict as the TLS flag)",
     "dpkt": "flows by 5-tuple, first-payload TLS check, DataFrame",
     "tshark": "`tshark -T fields` piped into pandas, same grouping and check",
@@ -68,10 +68,10 @@ JOBS = {
     "pyshark": "same grouping and check, on a slice, extrapolated",
     "read": "read the file in 1 MiB blocks (the floor)",
 }
-DEFAULT_TOOLS = ["flinkwire", "flinkwire-1p", "nfstream", "dpkt", "tshark", "scapy", "pyshark",
+DEFAULT_TOOLS = ["flinkwire", "flinkwire-2p", "nfstream", "dpkt", "tshark", "scapy", "pyshark",
                  "read"]
 # The memory check runs these on the large capture, each against its own 100 MB figure.
-MEMORY_TOOLS = ("flinkwire", "flinkwire-1p")
+MEMORY_TOOLS = ("flinkwire", "flinkwire-2p")
 
 
 def pss_anon_kib(pid: int) -> int:

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--reveal", action="store_true",
                         help="show secret values in full (outputs are no longer shareable)")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
+    report.add_argument("--shards", type=int, default=1, metavar="N",
+                        help="read one capture in N processes, each examining a share of "
+                             "its flows (same tables; for idle cores)")
 
     check = sub.add_parser("check", help="exit 1 if a required channel group is not TLS")
     check.add_argument("captures", nargs="+", help="pcap/pcapng files")
@@ -45,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma list of channel groups: internal, rest (default both)")
     check.add_argument("--config", help="the cluster's config.yaml or flink-conf.yaml")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.add_argument("--shards", type=int, default=1, metavar="N",
+                       help="read one capture in N processes (see report --shards)")
 
     demo = sub.add_parser("demo", help="the bundled plaintext and TLS captures side by side")
     demo.add_argument("--html", metavar="OUT", help="also write the HTML report of both to OUT")
@@ -60,7 +65,8 @@ def _run_analysis(args, reveal=False):
     from .progress import progress_for
     paths = args.captures or [str(default_capture())]
     with progress_for(paths, quiet=args.quiet) as progress:
-        analysis = analyze(paths, config=args.config, reveal=reveal, progress=progress)
+        analysis = analyze(paths, config=args.config, reveal=reveal, progress=progress,
+                           shards=getattr(args, "shards", 1))
     read_nothing = True
     for info in analysis.stats.files:
         for anomaly in info.anomalies:

@@ -23,7 +23,7 @@ from ..flink.remediation import remedy
 from ..tcp.build import build_flows, total_size
 from ..tcp.flows import Limits
 from .examine import Context, Rows, examiner
-from .shard import analyze_sharded, wants_shards
+from .shard import analyze_sharded
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def prepare(path_or_paths, config, reveal: bool, min_snippet: int):
 
 def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits | None = None,
             progress=None, min_snippet: int = 8, executor=None,
-            engine: str = "flinkwire") -> "Analysis":
+            engine: str = "flinkwire", shards: int = 1) -> "Analysis":
     """Analyse one capture or several (rotated files, one per node) as one analysis.
 
     `config` is a Flink config file (`config.yaml` or `flink-conf.yaml`) whose
@@ -91,10 +91,10 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
     continuing across rotated files stays one flow; see `tables.merge`):
     `executor` is a `concurrent.futures.Executor`, a `dask.distributed.Client`,
     None for a local process pool, or False to read the files in order into
-    one flow table in this process. One file of 32 MiB or more is read by two
-    processes, each examining half of its flows, into the same tables (see
-    `tables.shard`), unless `executor` is given. `engine="tshark"` builds the
-    `flows` table from Wireshark's dissectors instead (see `engines.tshark`).
+    one flow table in this process. With `shards=N` (N > 1), one file is read
+    by N processes, each examining a share of its flows, into the tables one
+    process makes (see `tables.shard`). `engine="tshark"` builds the `flows`
+    table from Wireshark's dissectors instead (see `engines.tshark`).
     """
     paths, flink_config, ctx = prepare(path_or_paths, config, reveal, min_snippet)
     if engine == "tshark":
@@ -107,8 +107,8 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
         from .merge import analyze_parallel
         rows, stats = analyze_parallel(paths, ctx, limits, progress, executor)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
-    if wants_shards(paths, executor):
-        rows, stats = analyze_sharded(paths[0], ctx, limits, progress)
+    if shards > 1 and len(paths) == 1:
+        rows, stats = analyze_sharded(paths[0], ctx, limits, progress, shards)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
     rows = Rows((limits or Limits()).max_rows_per_table)
     on_flow = examiner(ctx, rows)

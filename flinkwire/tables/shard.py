@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Examining flows (secret scans, decoders, masking) is most of an analysis, and it
-is per flow, so a capture can be split by flow: each of `SHARDS` processes reads
+is per flow, so a capture can be split by flow: each of `shards` processes reads
 the whole file into a `tcp.flows.ShardTable` that keeps only the flows whose
 port sum falls in its shard, and examines those. Reading every packet twice
 costs little next to the examination it splits (on the 100 MB benchmark
@@ -21,16 +21,20 @@ Limits: where a memory bound binds, each shard applies it to its own flows:
 `max_flows` and `retain_total` per shard, so which flows are evicted or cut
 short can differ from one process; unanswered SYNs beyond the first 10,000
 are counted per server either way, but which servers are named once more than
-1,000 are seen can differ. The number of shards is fixed (not the machine's
-core count), so a capture gives the same tables on every machine; pass
-`executor=False` to `analyze` to read in one process.
+1,000 are seen can differ.
+
+Cost: every shard reads every packet, and each fills its own tables before the
+merge cuts them, so the shards together spend about 40% more CPU than one
+process. On the 2-core benchmark machine two shards finished the 100 MB capture
+10-25% sooner on a quiet machine and later on a busy one, with a quarter more
+memory (`benchmarks/results.md`), so reading in one process is the default and
+`analyze(path, shards=N)` is the choice of a user with idle cores.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import re
 import signal
 from dataclasses import dataclass, field, replace
@@ -44,8 +48,6 @@ from .examine import (BOUNDED_TABLES, MAX_UNANSWERED_ROWS, MAX_UNANSWERED_SERVER
 
 log = logging.getLogger(__name__)
 
-SHARDS = 2
-MIN_SHARD_BYTES = 32 << 20  # below this, starting a second process costs more than it saves
 
 # Anomalies go last, so the `limit` anomaly of a table found full while merging a
 # flow's rows lands among that flow's anomalies, as one process would emit it.
@@ -66,16 +68,6 @@ class ShardPart:
     flink_versions: list = field(default_factory=list)
     unanswered: dict = field(default_factory=dict)        # server -> SYNs counted
     unanswered_first: dict = field(default_factory=dict)  # server -> key of the first
-
-
-def wants_shards(paths, executor) -> bool:
-    """Shard when one capture is large enough and no executor choice says otherwise."""
-    if executor is not None or len(paths) != 1:
-        return False
-    try:
-        return os.path.getsize(paths[0]) >= MIN_SHARD_BYTES
-    except OSError:
-        return False
 
 
 def analyze_shard(path: str, shard: int, shards: int, port_roles: dict, reveal: bool,
@@ -113,7 +105,7 @@ def _unanswered(flow) -> bool:
 
 
 def analyze_sharded(path: str, ctx: Context, limits: Limits | None = None, progress=None,
-                    shards: int = SHARDS) -> tuple[Rows, BuildStats]:
+                    shards: int = 2) -> tuple[Rows, BuildStats]:
     """Analyse one capture in `shards` processes (this one among them) and merge.
 
     Raises `CaptureError` for a file that is not a capture (before any worker
@@ -290,5 +282,4 @@ def _merged_stats(parts: list[ShardPart]) -> BuildStats:
     return stats
 
 
-__all__ = ["SHARDS", "MIN_SHARD_BYTES", "ShardPart", "analyze_shard", "analyze_sharded",
-           "merge_shards", "wants_shards"]
+__all__ = ["ShardPart", "analyze_shard", "analyze_sharded", "merge_shards"]

@@ -30,18 +30,13 @@ def assert_same_tables(one, sharded):
     assert one.stats.flows == sharded.stats.flows
 
 
-@pytest.fixture
-def always_shard(monkeypatch):
-    monkeypatch.setattr(shard, "MIN_SHARD_BYTES", 0)
-
-
 @pytest.mark.parametrize("name", ["s1-plaintext", "s3-full-tls-mutual-rest",
                                   "s4-plaintext-random-ports", "s6-plaintext-flink-1.20"])
-def test_lab_captures_give_the_same_tables(always_shard, name):
+def test_lab_captures_give_the_same_tables(name):
     path = ROOT / "captures" / f"{name}.pcap"
     config = ROOT / "captures" / f"{name}.config.yaml"
     one = flinkwire.analyze(path, config=config, executor=False)
-    sharded = flinkwire.analyze(path, config=config)
+    sharded = flinkwire.analyze(path, config=config, shards=2)
     assert_same_tables(one, sharded)
     # Both shards had flows to examine: the split is real.
     shards = {ShardTable.shard_of(c, s, 2)
@@ -57,7 +52,7 @@ def load_generator():
     return module
 
 
-def test_full_tables_keep_the_rows_one_process_keeps(always_shard, tmp_path):
+def test_full_tables_keep_the_rows_one_process_keeps(tmp_path):
     pytest.importorskip("cryptography")
     path = tmp_path / "mix.pcap"
     load_generator().generate(path, 3_000_000, "pcap", seed=5, concurrent=30)
@@ -65,7 +60,7 @@ def test_full_tables_keep_the_rows_one_process_keeps(always_shard, tmp_path):
     # merge must cut where one process stops, and note it for the same flow.
     limits = Limits(max_rows_per_table=300)
     one = flinkwire.analyze(path, limits=limits, executor=False)
-    sharded = flinkwire.analyze(path, limits=limits)
+    sharded = flinkwire.analyze(path, limits=limits, shards=2)
     for name in ("snippets", "records", "rpc", "http"):
         assert len(getattr(one, name)) == 300, name
     assert len(one.findings) > 300  # 300 secrets, and the findings about channels
@@ -74,17 +69,20 @@ def test_full_tables_keep_the_rows_one_process_keeps(always_shard, tmp_path):
     assert_same_tables(one, sharded)
 
 
-def test_small_captures_are_read_in_one_process(monkeypatch):
+def test_one_process_is_the_default(monkeypatch):
     calls = []
     monkeypatch.setattr("flinkwire.tables.analysis.analyze_sharded",
                         lambda *a, **k: calls.append(a))
     flinkwire.analyze(ROOT / "captures" / "s1-plaintext.pcap")
     assert calls == []
-    assert shard.wants_shards([str(ROOT / "captures" / "s1-plaintext.pcap")], None) is False
 
 
-def test_unanswered_syns_past_the_bound_are_counted_in_one_process_order(always_shard,
-                                                                        monkeypatch, tmp_path):
+def test_three_shards_give_the_same_tables():
+    path = ROOT / "captures" / "s1-plaintext.pcap"
+    assert_same_tables(flinkwire.analyze(path), flinkwire.analyze(path, shards=3))
+
+
+def test_unanswered_syns_past_the_bound_are_counted_in_one_process_order(monkeypatch, tmp_path):
     from builders import pcap_bytes, tcp_packet
     from flinkwire.tables import examine
 
@@ -104,8 +102,8 @@ def test_unanswered_syns_past_the_bound_are_counted_in_one_process_order(always_
         port += 1
     path = tmp_path / "syns.pcap"
     path.write_bytes(pcap_bytes([bytes(f) for f in frames]))
-    one = flinkwire.analyze(path, executor=False)
-    sharded = flinkwire.analyze(path)
+    one = flinkwire.analyze(path)
+    sharded = flinkwire.analyze(path, shards=2)
     assert len(one.flows) == 20
     counted = one.anomalies[one.anomalies.kind == "unanswered-syn"]
     assert list(counted.length) == [10, 5, 5]
@@ -121,15 +119,29 @@ def _dies(path, number, *args, **kwargs):
 real_analyze_shard = shard.analyze_shard
 
 
-def test_a_worker_that_dies_is_an_error_not_a_hang(always_shard, monkeypatch):
+def test_a_worker_that_dies_is_an_error_not_a_hang(monkeypatch):
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("the dying worker is patched in through fork")
     monkeypatch.setattr(shard, "analyze_shard", _dies)
     with pytest.raises(WorkerError, match="exit code 9"):
-        flinkwire.analyze(ROOT / "captures" / "s1-plaintext.pcap")
+        flinkwire.analyze(ROOT / "captures" / "s1-plaintext.pcap", shards=2)
 
 
 def test_capture_errors_cross_processes_intact():
     error = pickle.loads(pickle.dumps(CaptureError("/x.pcap", "not a capture")))
     assert (type(error), error.path, error.reason, str(error)) == \
         (CaptureError, "/x.pcap", "not a capture", "/x.pcap: not a capture")
+
+
+def test_cli_report_with_shards_prints_the_same_summary():
+    import subprocess
+    import sys
+
+    def report(*extra):
+        run = subprocess.run([sys.executable, "-m", "flinkwire.faces.cli", "report", "--quiet",
+                              *extra, str(ROOT / "captures" / "s1-plaintext.pcap")],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert report("--shards", "2") == report()
