@@ -162,7 +162,7 @@ def examiner(ctx: Context, out):
             log.exception("examining a flow failed")
             out.anomaly(None, None, None, "internal-error",
                         "a flow could not be examined; see the log", source="flinkwire")
-        out.flush_refusals()
+        out.flow_done()
 
     return on_flow
 
@@ -727,6 +727,14 @@ class Rows:
             # stands does not depend on which of the flow's rows came first.
             self._refusals.append((fid, table))
         return False
+
+    def flow_done(self) -> None:
+        """After a flow's examination: note its refusals, forget its per-flow counters
+        (its finding rows and decoded-row counts are looked up only while it is
+        examined; kept, they grew with the number of flows)."""
+        self.flush_refusals()
+        self._per_flow.clear()
+        self._secret_rows.clear()
 
     def flush_refusals(self) -> None:
         """Note each table that refused a row of the flow just examined, in the order
