@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -105,7 +106,8 @@ def analyze_parallel(paths, ctx: Context, limits: Limits | None = None, progress
     args = (dict(ctx.port_roles), ctx.reveal, limits, ctx.min_snippet)
     own = executor is None
     if own:
-        executor = ProcessPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1)))
+        executor = ProcessPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1)),
+                                       initializer=worker_signals)
     try:
         if is_dask_client(executor) and not isinstance(executor, Executor):
             futures = [executor.submit(analyze_file, path, *args, pure=False)
@@ -121,12 +123,27 @@ def analyze_parallel(paths, ctx: Context, limits: Limits | None = None, progress
                 if progress is not None:
                     progress(done)
             parts = [future.result() for future in futures]
+    except BaseException:
+        if own:
+            # Interrupted or failed: the running files' work is of no use, and
+            # waiting for it would hold the user up. The pool keeps its processes
+            # in `_processes` (CPython's own attribute; nothing public ends them).
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.terminate()
+        raise
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
     for part in parts:
         ctx.flink_versions.update(part.flink_versions)
     return merge_parts(parts, ctx.port_roles)
+
+
+def worker_signals() -> None:
+    """In a worker process of ours: the parent handles Ctrl-C (which a terminal sends
+    to the whole process group) and SIGTERM, and ends its workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Chain:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import re
-import signal
 from dataclasses import dataclass, field, replace
 
 from ..errors import WorkerError
@@ -45,6 +44,7 @@ from ..tcp.build import BuildStats, build_flows
 from ..tcp.flows import Limits
 from .examine import (BOUNDED_TABLES, MAX_UNANSWERED_ROWS, MAX_UNANSWERED_SERVERS, Context,
                       Rows, examiner, ip_text)
+from .merge import worker_signals
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,7 @@ def analyze_sharded(path: str, ctx: Context, limits: Limits | None = None, progr
 
 def _shard_worker(sender, args) -> None:
     """A worker's life: its shard, sent back whole (or the error that stopped it)."""
-    # The parent handles Ctrl-C and SIGTERM and ends the workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    worker_signals()
     # Every shard reads every packet: the reading warnings are the parent's to give.
     logging.getLogger("flinkwire.reading").setLevel(logging.ERROR)
     try:
