@@ -147,8 +147,10 @@ def _host(text) -> str | None:
         return None
 
 
-def refine_roles(flows: list[dict]) -> list[dict]:
-    """Settle roles that need several flows; return updated copies in the same order.
+def refine_roles(flows: list[dict], in_place: bool = False) -> list[dict]:
+    """Settle roles that need several flows; return updated copies in the same order
+    (with `in_place`, the given dicts themselves, updated: a caller that made them for
+    this call saves a copy per flow).
 
     Rules, each recorded as "cross-flow: ..." evidence:
     1. RPC (role "rpc"/...-rpc): a server endpoint is a JobManager when any flow to it shows
@@ -163,7 +165,7 @@ def refine_roles(flows: list[dict]) -> list[dict]:
     """
     out = []
     for flow in flows:
-        copy = dict(flow)
+        copy = flow if in_place else dict(flow)
         copy["evidence"] = _evidence_list(flow.get("evidence"))
         out.append(copy)
 

@@ -4,6 +4,7 @@ import pickle
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from flinkwire.tables import analysis as an
 from flinkwire.tables import examine as ex
@@ -78,3 +79,23 @@ def test_tls_rows_share_offered_lists_and_certificates():
         key = tuple(row["ciphers_offered"])
         assert ciphers.setdefault(key, row["ciphers_offered"]) is row["ciphers_offered"]
     assert len(ciphers) < len(rows.tls)
+
+
+def test_fixed_rows_behave_as_mappings_with_fixed_keys():
+    from flinkwire.tables.examine import FlowRow, TlsRow
+
+    values = {key: index for index, key in enumerate(FlowRow.__slots__)}
+    row = FlowRow(values)
+    assert dict(row) == values and list(row) == list(values) and row == values
+    assert {**row}["index"] == values["index"] and row.get("nope", 7) == 7
+    row["index"] += 5
+    assert row["index"] == values["index"] + 5
+    assert pickle.loads(pickle.dumps(row)) == row
+    assert type(pickle.loads(pickle.dumps(row))) is FlowRow
+    with pytest.raises(KeyError):
+        row["not_a_column"] = 1
+    with pytest.raises(KeyError):
+        row["__class__"]
+    with pytest.raises(TypeError):
+        del row["index"]
+    assert "client_cert_sent" in TlsRow.__slots__ and "client_cert_sent" not in row
