@@ -353,11 +353,10 @@ class _Channel:
 
 
 def _split_records(channel: _Channel, direction: str, receiver: str, records: list,
-                   anomalies: list, max_records: int = MAX_RECORDS,
-                   fields_for: int = MAX_RECORDS) -> None:
+                   anomalies: list, fields_for: int = MAX_RECORDS) -> None:
     buf = channel.pending
     pos = 0
-    while len(buf) - pos >= 4 and len(records) < max_records:
+    while len(buf) - pos >= 4 and len(records) < MAX_RECORDS:
         length = struct.unpack_from(">I", buf, pos)[0]
         if length == 0 or length > MAX_RECORD:
             anomalies.append(_anomaly("bad-record-length", direction, channel.offset_of(pos),
@@ -406,13 +405,13 @@ def _request_fields(frame: bytes, msg_id: int, frame_length: int) -> dict:
 
 
 def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
-          max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS,
+          max_messages: int | None = None, records_wanted: bool = True,
           fields_for: int = MAX_RECORDS) -> None:
     """Decode one direction into `out`; stop, quietly, after `max_messages` frames of
-    this direction or once `out` holds `max_records` records (0 reads frames only).
-    Records past the first `fields_for` are split off but not read into strings."""
+    this direction (None: read them all). Records past the first `fields_for` are
+    split off but not read into strings; with `records_wanted` False, not at all."""
     messages, records, anomalies = out["messages"], out["records"], out["anomalies"]
-    stop_at = len(messages) + max_messages
+    stop_at = None if max_messages is None else len(messages) + max_messages
     channels: dict[str, _Channel] = {}
     preferred: str | None = None
     pos = 0
@@ -460,8 +459,8 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
                 message.update(header)
                 start = pos + FRAME_HEADER + header["header_size"]
                 payload = stream[start:min(pos + frame_length, size)]
-                if not max_records:
-                    pass  # records not asked for
+                if not records_wanted:
+                    pass
                 elif header["data_type"] in RECORD_DATA_TYPES and not header["compressed"]:
                     channel = channels.setdefault(header["receiver_id"], _Channel())
                     if pending_total + len(payload) > MAX_PENDING:
@@ -472,7 +471,7 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
                         channel.segments.append((before, start))
                         channel.pending += payload
                         _split_records(channel, direction, header["receiver_id"], records,
-                                       anomalies, max_records, fields_for)
+                                       anomalies, fields_for)
                         pending_total += len(channel.pending) - before
                 elif header["data_type"] not in RECORD_DATA_TYPES and not cut:
                     message["event"] = _event(payload)
@@ -481,7 +480,7 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
         if len(messages) < MAX_RECORDS:
             messages.append(message)
         pos += frame_length
-        if len(messages) >= stop_at or len(records) >= max_records > 0:
+        if stop_at is not None and len(messages) >= stop_at:
             return
     for receiver, channel in channels.items():
         if channel.pending:
@@ -495,7 +494,7 @@ def _anomaly(kind: str, direction: str, offset: int, detail: str) -> dict:
 
 
 def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
-           max_messages: int = MAX_RECORDS, max_records: int = MAX_RECORDS,
+           max_messages: int | None = None, records_wanted: bool = True,
            fields_for: int = MAX_RECORDS) -> dict:
     """Decode both directions of a data-plane connection.
 
@@ -505,16 +504,17 @@ def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
     (of its length prefix in that direction's stream), length, receiver_id, tag (StreamElement
     tag or None), kind, timestamp and fields (readable strings). Never raises on bad bytes.
 
-    Decoding stops after `max_messages` frames per direction, or once `max_records`
-    records are read. Only the first `fields_for` records (over both directions) get
-    their fields: reading a record into strings costs most, and a caller that keeps
-    only so many records asks for no more, while every frame is still walked, so the
+    With `max_messages`, decoding stops after that many frames per direction (a
+    detector that needs only the first frames); `records_wanted=False` splits no
+    records. Only the first `fields_for` records (over both directions) get their
+    fields: reading a record into strings costs most, and a caller that keeps only so
+    many records asks for no more, while every frame is still walked, so the
     anomalies are the same whatever it keeps.
     """
     out: dict = {"messages": [], "records": [], "anomalies": []}
     for direction, stream in (("c2s", c2s or b""), ("s2c", s2c or b"")):
         try:
-            _walk(bytes(stream), direction, version_hint, out, max_messages, max_records,
+            _walk(bytes(stream), direction, version_hint, out, max_messages, records_wanted,
                   fields_for)
         except Exception as exc:  # a parser bug must not end the analysis
             log.exception("netty decoder failed")
@@ -561,7 +561,7 @@ def detect(c2s: bytes, s2c: bytes) -> dict | None:
     # The first frames tell the header layout; decoding further only costs time (the
     # examiner decodes the records it keeps itself).
     head = decode(c2s[:1 << 16], s2c[:1 << 20], version_hint=hint,
-                  max_messages=DETECT_FRAMES, max_records=0)
+                  max_messages=DETECT_FRAMES, records_wanted=False)
     layout = head["buffer_layout"]
     if layout:
         by_layout = LAYOUTS[layout].versions

@@ -157,7 +157,7 @@ class Analysis:
         self.verdict = self._cluster_verdict(rows.tls)
         self.findings = _frame_of_tuples(self._findings(rows, role_of, rows.tls),
                                          FINDING_COLUMNS)
-        rows.findings, rows._secret_rows = [], {}
+        rows.findings = []
 
         self.snippets = _frame(rows.snippets, SNIPPET_COLUMNS)
         rows.snippets = []

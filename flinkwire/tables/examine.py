@@ -137,19 +137,34 @@ def _after_connect(c2s: bytes):
     return None
 
 
+def is_unanswered(flow) -> bool:
+    """A SYN that got no SYN-ACK and no byte either way."""
+    return (flow.proto == 6 and flow.syn_seen and not flow.synack_seen
+            and not (flow.halves[0].unique_bytes or flow.halves[1].unique_bytes))
+
+
+def unanswered_server(flow) -> str:
+    return ip_text(flow.endpoint(1 - flow.client)[0]) if flow.client is not None else "?"
+
+
+OTHER_SERVERS = "other addresses"
+
+
+def count_unanswered(counts: dict, server: str, count: int = 1) -> None:
+    """Add to `counts` (server -> SYNs), naming at most MAX_UNANSWERED_SERVERS servers."""
+    if server not in counts and len(counts) >= MAX_UNANSWERED_SERVERS:
+        server = OTHER_SERVERS
+    counts[server] = counts.get(server, 0) + count
+
+
 def _count_unanswered(flow, ctx: Context) -> bool:
     """True when the flow is an unanswered SYN beyond those kept as rows (and count it)."""
-    if flow.proto != 6 or flow.synack_seen or not flow.syn_seen:
-        return False
-    if flow.halves[0].unique_bytes or flow.halves[1].unique_bytes:
+    if not is_unanswered(flow):
         return False
     if ctx.unanswered_rows < MAX_UNANSWERED_ROWS:
         ctx.unanswered_rows += 1
         return False
-    server = ip_text(flow.endpoint(1 - flow.client)[0]) if flow.client is not None else "?"
-    if server not in ctx.unanswered and len(ctx.unanswered) >= MAX_UNANSWERED_SERVERS:
-        server = "other addresses"
-    ctx.unanswered[server] = ctx.unanswered.get(server, 0) + 1
+    count_unanswered(ctx.unanswered, unanswered_server(flow))
     return True
 
 
@@ -233,9 +248,7 @@ def examine(flow, ctx: Context, out) -> None:
         if start:
             row["starttls_offset"] = start
         out.tls.append(_tls_row(fid, facts, out.shared))
-        for anomaly in facts.anomalies:
-            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
-                        anomaly.get("kind"), anomaly.get("detail"), source="tls")
+        out.parser_anomalies(fid, facts.anomalies, "tls")
 
     known = set()
     readable, scanned = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known)
@@ -373,15 +386,11 @@ def _content(fid, c2s: bytes, s2c: bytes, ctx: Context, out, masker):
     messages = None
     if REQUEST_START.match(c2s[:64]) or s2c.startswith(b"HTTP/1."):
         decoded = http.decode(c2s, s2c, max_messages=MAX_HTTP_PER_FLOW)
-        for anomaly in getattr(decoded, "anomalies", ()):
-            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
-                        anomaly.get("kind"), anomaly.get("detail"), source="http")
+        out.parser_anomalies(fid, getattr(decoded, "anomalies", ()), "http")
         messages = [m for m in decoded if m.get("type") in ("request", "response")]
     if messages:
         role = http.flink_role(messages)
-        for message in messages:
-            if not out.decoded("http", fid, {"flow_id": fid, **message}, masker):
-                break
+        out.decoded_rows("http", fid, messages, masker)
         _note_version(s2c, ctx)
         return {"role": role or "http", "evidence": _http_evidence(messages, role),
                 "kind": "http"}
@@ -546,33 +555,20 @@ def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
         # frame is walked all the same, so the anomalies do not depend on the table.
         decoded = netty.decode(c2s, s2c, version_hint=found.get("flink_version_hint"),
                                fields_for=out.space("records", fid))
-        for record in decoded["records"]:
-            row = {"flow_id": fid, **record, "fields": list(record.get("fields") or ())}
-            if not out.decoded("records", fid, row, masker):
-                break
-        for anomaly in decoded["anomalies"]:
-            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
-                        anomaly.get("kind"), anomaly.get("detail"), source="netty")
+        out.decoded_rows("records", fid, decoded["records"], masker)
+        out.parser_anomalies(fid, decoded["anomalies"], "netty")
     elif name == "pekko":
         # detect() decoded the same frames already (it returns them; drop them from
         # the content kept with the flow row).
         frames = found.pop("frames", None)
         if frames is None:
             frames = pekko.decode(c2s, s2c, max_frames=MAX_DECODED_PER_FLOW)
-        for anomaly in getattr(frames, "anomalies", ()):
-            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
-                        anomaly.get("kind"), anomaly.get("detail"), source="pekko")
-        for frame in frames:
-            if not out.decoded("rpc", fid, {"flow_id": fid, **frame}, masker):
-                break
+        out.parser_anomalies(fid, getattr(frames, "anomalies", ()), "pekko")
+        out.decoded_rows("rpc", fid, frames, masker)
     elif name == "blob":
         operations = blob.decode(c2s, s2c)
-        for anomaly in getattr(operations, "anomalies", ()):
-            out.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
-                        anomaly.get("kind"), anomaly.get("detail"), source="blob")
-        for operation in operations:
-            if not out.decoded("blobs", fid, {"flow_id": fid, **operation}, masker):
-                break
+        out.parser_anomalies(fid, getattr(operations, "anomalies", ()), "blob")
+        out.decoded_rows("blobs", fid, operations, masker)
 
 
 def _plain_regions(flow, cside, plain_c2s, plain_s2c):
@@ -841,6 +837,18 @@ class Rows:
         counts[fid] = count + 1
         getattr(self, table).append(_shown(row, masker))
         return True
+
+    def decoded_rows(self, table: str, fid, items, masker) -> None:
+        """Keep a decoder's messages as rows of `table`, until the bounds refuse one."""
+        for item in items:
+            if not self.decoded(table, fid, {"flow_id": fid, **item}, masker):
+                return
+
+    def parser_anomalies(self, fid, found, source: str) -> None:
+        """A parser's anomaly dicts (direction, offset, kind, detail) as rows."""
+        for anomaly in found:
+            self.anomaly(fid, anomaly.get("direction"), anomaly.get("offset"),
+                         anomaly.get("kind"), anomaly.get("detail"), source=source)
 
     def anomaly(self, fid, direction, offset, kind, detail, *, ts=None, length=None,
                 source="") -> None:

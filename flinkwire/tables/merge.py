@@ -80,7 +80,6 @@ def analyze_file(path: str, port_roles: dict, reveal: bool, limits: Limits | Non
     ctx = Context(port_roles=dict(port_roles), reveal=reveal, min_snippet=min_snippet)
     rows = Rows((limits or Limits()).max_rows_per_table)
     stats = build_flows([path], examiner(ctx, rows), limits, None)
-    rows._secret_rows = {}  # the dedup map is only needed while examining
     return FilePart(path, rows, stats, sorted(ctx.flink_versions))
 
 

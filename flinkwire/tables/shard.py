@@ -42,8 +42,8 @@ from ..errors import WorkerError
 from ..reading.capture import open_capture
 from ..tcp.build import BuildStats, build_flows
 from ..tcp.flows import Limits
-from .examine import (BOUNDED_TABLES, MAX_UNANSWERED_ROWS, MAX_UNANSWERED_SERVERS, Context,
-                      Rows, examiner, ip_text)
+from .examine import (BOUNDED_TABLES, MAX_UNANSWERED_ROWS, OTHER_SERVERS, Context, Rows,
+                      count_unanswered, examiner, is_unanswered, unanswered_server)
 from .merge import worker_signals
 
 log = logging.getLogger(__name__)
@@ -83,25 +83,16 @@ def analyze_shard(path: str, shard: int, shards: int, port_roles: dict, reveal: 
         kept = len(rows.flows)
         pieces.append((finish_key, tuple(len(getattr(rows, name)) for name in TABLES)))
         examine_flow(flow)
-        if len(rows.flows) == kept and _unanswered(flow):
+        if len(rows.flows) == kept and is_unanswered(flow):
             # Counted, not kept: remember when each server was first counted, so the
             # merge can list the servers in the order one process would.
-            server = ip_text(flow.endpoint(1 - flow.client)[0])
-            first.setdefault(server if server in ctx.unanswered else OTHER, finish_key)
+            server = unanswered_server(flow)
+            first.setdefault(server if server in ctx.unanswered else OTHER_SERVERS,
+                             finish_key)
 
     stats = build_flows([path], on_flow, limits, progress, shard=(shard, shards))
-    rows._secret_rows = {}  # the dedup map is only needed while examining
     return ShardPart(rows, stats, pieces, sorted(ctx.flink_versions), dict(ctx.unanswered),
                      first)
-
-
-OTHER = "other addresses"
-
-
-def _unanswered(flow) -> bool:
-    return (flow.proto == 6 and flow.syn_seen and not flow.synack_seen
-            and flow.client is not None
-            and not (flow.halves[0].unique_bytes or flow.halves[1].unique_bytes))
 
 
 def analyze_sharded(path: str, ctx: Context, limits: Limits | None = None, progress=None,
@@ -228,9 +219,7 @@ def merge_shards(parts: list[ShardPart], ctx: Context, max_rows: int) -> tuple[R
     # Servers in the order they were first counted, named up to the bound, as one
     # process lists them.
     for server, (count, _) in sorted(counted.items(), key=lambda item: item[1][1]):
-        if server not in ctx.unanswered and len(ctx.unanswered) >= MAX_UNANSWERED_SERVERS:
-            server = OTHER
-        ctx.unanswered[server] = ctx.unanswered.get(server, 0) + count
+        count_unanswered(ctx.unanswered, server, count)
     return out, _merged_stats(parts)
 
 
@@ -246,12 +235,11 @@ def _refusal_to_redo(anomaly: dict, cut: dict) -> bool:
     """A shard's own note of a full table (merging notes it again where one process
     would), or a per-flow bound that one process would not have reached because the
     table filled first (this flow's rows were cut)."""
+    if _table_full(anomaly):
+        return True
     if anomaly.get("kind") != "limit" or anomaly.get("source") != "limits":
         return False
-    detail = anomaly.get("detail") or ""
-    if TABLE_FULL.match(detail):
-        return True
-    flow_full = FLOW_FULL.match(detail)
+    flow_full = FLOW_FULL.match(anomaly.get("detail") or "")
     return bool(flow_full) and flow_full.group(1) in cut
 
 

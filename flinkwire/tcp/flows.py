@@ -557,8 +557,9 @@ class ShardTable(FlowTable):
 
     Several processes each read the whole capture into a `ShardTable` of their own,
     so the flows (and their examination, most of the work) are split between them,
-    and every flow lands whole in one shard (both directions have the same ports). Packets of other shards still count towards the sweep cadence, so each
-    shard finishes its flows at the packet where one table holding all flows
+    and every flow lands whole in one shard (both directions have the same ports).
+    Packets of other shards still count towards the sweep cadence, so each shard
+    finishes its flows at the packet where one table holding all flows
     would: `finish_key` tells that moment, so the parts can be merged back into
     one table's order. A shard's flows are numbered by the packet that opened
     them, which orders them as one table's count would.
@@ -586,21 +587,23 @@ class ShardTable(FlowTable):
         """
         return ((sport + dport) * 2654435761 >> 16) % shards
 
+    def _elsewhere(self, sport: int, dport: int, ts: int) -> bool:
+        """True for another shard's packet, which still counts towards the sweeps."""
+        if self.shard_of(sport, dport, self.shards) == self.shard:
+            return False
+        self.packets += 1
+        if not self.packets & 0x3FFF:
+            self.sweep(ts)
+        return True
+
     def add_tcp(self, src, sport, dst, dport, *rest) -> None:
-        if ((sport + dport) * 2654435761 >> 16) % self.shards != self.shard:
-            self.packets += 1
-            if not self.packets & 0x3FFF:
-                self.sweep(rest[-2])
-            return
-        FlowTable.add_tcp(self, src, sport, dst, dport, *rest)
+        if not self._elsewhere(sport, dport, rest[-2]):  # rest ends with ts, buf
+            FlowTable.add_tcp(self, src, sport, dst, dport, *rest)
 
     def add(self, seg, ts: int, buf) -> None:
-        if seg[0] != 6 and ((seg[2] + seg[4]) * 2654435761 >> 16) % self.shards != self.shard:
-            self.packets += 1
-            if not self.packets & 0x3FFF:
-                self.sweep(ts)
-            return
-        FlowTable.add(self, seg, ts, buf)  # TCP goes on to add_tcp, which filters it
+        # TCP goes on to add_tcp, which tells the shard itself.
+        if seg[0] == 6 or not self._elsewhere(seg[2], seg[4], ts):
+            FlowTable.add(self, seg, ts, buf)
 
     def _flow(self, *args):
         count = self.count
