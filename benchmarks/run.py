@@ -66,10 +66,11 @@ JOBS = {
     "tshark": "`tshark -T fields` piped into pandas, same grouping and check",
     "scapy": "`PcapReader`, same grouping and check",
     "pyshark": "same grouping and check, on a slice, extrapolated",
+    "pyloop": "same grouping and check, one pure-Python loop over the mmapped file",
     "read": "read the file in 1 MiB blocks (the floor)",
 }
 DEFAULT_TOOLS = ["flinkwire", "flinkwire-2p", "nfstream", "dpkt", "tshark", "scapy", "pyshark",
-                 "read"]
+                 "pyloop", "read"]
 # The memory check runs these on the large capture, each against its own 100 MB figure.
 MEMORY_TOOLS = ("flinkwire", "flinkwire-2p")
 
@@ -392,6 +393,18 @@ def main(argv=None) -> int:
                 verdicts.append(f"- {tool} time / {mode} time = {ratio:.2g} in wall time "
                                 f"({cpu_ratio:.2g} in CPU time); target >= {target:g}: "
                                 f"{verdict}")
+    # The same ratios for the pure-Python floor: a loop that only groups packets and keeps
+    # no payload. Where it misses a target, no Python tool that reads every packet meets it.
+    if "pyloop" in by_tool:
+        floor = by_tool["pyloop"]
+        for tool, target in (("nfstream", 2.0), ("scapy", 50.0)):
+            if tool in by_tool:
+                ratio = by_tool[tool]["wall"] / floor["wall"]
+                cpu_ratio = by_tool[tool]["cpu"] / floor["cpu"]
+                verdicts.append(f"- floor: {tool} time / pyloop time = {ratio:.2g} in wall "
+                                f"time ({cpu_ratio:.2g} in CPU time); the target for flinkwire is >= {target:g}, which this "
+                                f"loop {'meets' if ratio >= target else 'misses'} doing a "
+                                f"fraction of the work")
 
     if not args.no_memory_check and reference:
         big = generate.parse_size(args.memory_size)
