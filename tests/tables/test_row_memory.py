@@ -36,6 +36,18 @@ def test_shared_values_are_one_object_and_exact_lookalikes_only():
     assert rows.shared(unhashable) == unhashable
 
 
+def test_shared_memo_keeps_its_first_values_up_to_its_cap(monkeypatch):
+    monkeypatch.setattr(ex, "MAX_SHARED_VALUES", 3)
+    rows = ex.Rows()
+    early = rows.shared("10.0.0.1")
+    for value in ("a", ("a",), "late"):
+        rows.shared(value)
+    # A string is its own key and a tuple of it another, so both took a place.
+    assert len(rows._shared) == 3 and rows.shared("10.0.0.1".join(["", ""])) is early
+    late = "".join(["la", "te"])
+    assert rows.shared(late) is late  # past the cap: the value itself, not kept
+
+
 def test_shared_memo_does_not_travel_with_pickled_rows():
     rows = ex.Rows()
     rows.shared("10.0.0.1")
