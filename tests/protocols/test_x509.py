@@ -147,3 +147,26 @@ def test_oversized_input_is_refused():
 
 def test_non_bytes_input():
     assert describe_certificate("abc")["error"].startswith("not bytes")
+
+
+def test_a_certificate_seen_again_is_described_alike_and_apart(rsa_key):
+    der = _der(rsa_key, "jm.flink.example.com", san=[x509.DNSName("jm.flink.example.com")])
+    first = describe_certificate(der, now=NOW)
+    first["san_dns"].append("changed by a caller")
+    first["subject"] = "changed"
+    again = describe_certificate(bytearray(der), now=NOW)
+    assert again["san_dns"] == ["jm.flink.example.com"]
+    assert again["subject"] == "CN=jm.flink.example.com,O=Example Org,C=US"
+    assert not any(key.startswith("_") for key in again)
+    assert again["expired"] is False
+    # The time of asking still decides the dates' verdicts of a remembered certificate.
+    assert describe_certificate(der, now=NOW + timedelta(days=91))["expired"] is True
+
+
+def test_certificates_above_the_cache_size_are_still_described(rsa_key):
+    from flinkwire.protocols import x509 as module
+    der = _der(rsa_key, "big.flink.example.com",
+               san=[x509.DNSName(f"n{i:04d}.flink.example.com") for i in range(400)])
+    assert len(der) > module.MAX_CACHED_BYTES
+    facts = describe_certificate(der, now=NOW)
+    assert facts["error"] is None and len(facts["san_dns"]) == 400
