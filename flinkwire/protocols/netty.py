@@ -22,6 +22,7 @@ written by Kryo/POJO/Row serializers yield only the strings inside them.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import struct
@@ -320,6 +321,10 @@ def _record(payload: bytes, direction: str, offset: int, receiver: str,
     return record
 
 
+def _segment_start(segment: tuple[int, int]) -> int:
+    return segment[0]
+
+
 class _Channel:
     """Unfinished record bytes of one input channel, with the stream offsets they came from."""
 
@@ -330,12 +335,13 @@ class _Channel:
         self.segments: list[tuple[int, int]] = []  # (index in pending, stream offset)
 
     def offset_of(self, index: int) -> int:
-        stream_offset = -1
-        for start, at in self.segments:
-            if start > index:
-                break
-            stream_offset = at + (index - start)
-        return stream_offset
+        # The segment holding `index` is the last one starting at or before it: found
+        # by bisection, since a channel can pend hundreds of segments between records.
+        found = bisect.bisect_right(self.segments, index, key=_segment_start) - 1
+        if found < 0:
+            return -1
+        start, at = self.segments[found]
+        return at + (index - start)
 
     def drop(self, count: int) -> None:
         """Forget the first `count` pending bytes, keeping the offset map of the rest."""
