@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 from dataclasses import dataclass, field
 
 from flinkwire.protocols import tls_names as names
@@ -296,10 +297,22 @@ def tls_start(c2s: bytes, limit: int = DEFAULT_SEARCH_LIMIT) -> int | None:
             found = pos
             break
         pos = c2s.find(b"\x16\x03", pos + 1, stop + 1)
-    for i in range(1, found if found is not None else stop):
-        if c2s[i] & 0x80 and _sslv2_client_hello_length(c2s, i) is not None:
-            return i
+    end = found if found is not None else stop
+    # Only where the first bytes of an SSLv2 CLIENT-HELLO fit (a length with the high bit,
+    # message type 1, version 0002 or 03xx) is the whole header checked: a byte-by-byte
+    # walk over a binary head cost a Python step per byte. The candidate may start just
+    # before `end` and run past it, so the search reaches a few bytes further.
+    for match in _SSLV2_CLIENT_HELLO_START.finditer(c2s, 1, min(len(c2s), end + 4)):
+        if match.start() >= end:
+            break
+        if _sslv2_client_hello_length(c2s, match.start()) is not None:
+            return match.start()
     return found
+
+
+# Overlapping candidates are all tried: the pattern is a look-ahead, so it consumes nothing.
+_SSLV2_CLIENT_HELLO_START = re.compile(rb"(?=[\x80-\xff].\x01(?:\x00\x02|\x03[\x00-\x04]))",
+                                       re.DOTALL)
 
 
 def tls_server_start(s2c: bytes, limit: int = DEFAULT_SEARCH_LIMIT) -> int | None:

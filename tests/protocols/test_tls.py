@@ -723,3 +723,19 @@ def test_garbage_and_mutated_handshakes_never_raise(tmp_path):
         blob = rng.randbytes(rng.randrange(0, 600))
         facts = parse_tls(b"\x16\x03\x01" + blob, b"\x16\x03\x03" + blob)
         assert not any(x["detail"].startswith("parser error") for x in facts.anomalies)
+
+
+@pytest.mark.parametrize("version", [b"\x00\x02", b"\x03\x01", b"\x03\x04"])
+def test_sslv2_hello_found_after_a_binary_head(version):
+    """An SSLv2-format hello after bytes full of high-bit bytes and near-misses (the right
+    first bytes, a wrong version or type), and one that starts just before the limit."""
+    hello = _sslv2_record(b"\x01" + version + b"\x00\x03\x00\x00\x00\x10" + b"\x00\x00\x0a"
+                          + bytes(range(16)))
+    head = bytes(random.Random(5).randrange(128, 256) for _ in range(300))
+    near_misses = (_sslv2_record(b"\x01\x03\x05" + bytes(25)) + b"\x85\x10\x02\x03\x01"
+                   + b"\x80\x1c\x01\x03\x01\x00\x04")
+    c2s = head + near_misses + hello
+    assert tls_start(c2s) == len(head) + len(near_misses)
+    # The limit bounds where the hello may start, not where it ends.
+    assert tls_start(c2s, limit=len(head) + len(near_misses) + 1) == len(head) + len(near_misses)
+    assert tls_start(c2s, limit=len(head) + len(near_misses)) is None
