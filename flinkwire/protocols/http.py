@@ -50,7 +50,8 @@ def _head_end(stream: bytes, pos: int) -> tuple[int, int] | None:
     """Return (end of head, start of body) for the head starting at `pos`, or None."""
     limit = min(len(stream), pos + MAX_HEAD)
     crlf = stream.find(b"\r\n\r\n", pos, limit)
-    lf = stream.find(b"\n\n", pos, limit)
+    # A bare-LF end counts only before the CRLF one: searched no further than that.
+    lf = stream.find(b"\n\n", pos, limit if crlf < 0 else crlf + 1)
     if crlf >= 0 and (lf < 0 or crlf <= lf):
         return crlf, crlf + 4
     if lf >= 0:
