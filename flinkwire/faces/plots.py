@@ -247,6 +247,7 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
         return _empty(fig, title, "no flows in the capture")
 
     component = dict(zip(analysis.hosts["ip"], analysis.hosts["component"]))
+    flows, merged = _fewer_hosts(flows, component)
     ips = list(dict.fromkeys(list(flows["client_ip"]) + list(flows["server_ip"])))
     ips_by_component: dict[str, list[str]] = {}
     for ip in sorted(ips, key=_ip_key):
@@ -287,6 +288,8 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
     for ip, (x, y) in positions.items():
         kind = component.get(ip)
         name = COMPONENT_LABELS.get(kind, kind or "other host")
+        if ip == OTHER_HOSTS:
+            name, ip = f"{merged:,} other", "hosts"
         fill = {"jobmanager": "#F0E442", "taskmanager": "#CFE8F3", "client": "#E8E8E8"}
         ax.add_patch(Circle((x, y), node_radius, facecolor=fill.get(kind, "#FFFFFF"),
                             edgecolor="#333333", linewidth=1.2, zorder=4))
@@ -349,6 +352,34 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
                           if both_ways else "arrow: client → server; width: bytes"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
+
+
+# Hosts drawn one by one; past this, the least busy hosts outside the cluster are drawn
+# as one node (a capture of 10,000 clients drew 10,000 circles and compared every pair
+# of them for spacing: minutes, for a picture nobody could read).
+MAX_TOPOLOGY_HOSTS = 30
+OTHER_HOSTS = "other hosts"
+
+
+def _fewer_hosts(flows: pd.DataFrame, component: dict) -> tuple[pd.DataFrame, int]:
+    """`flows` with all but MAX_TOPOLOGY_HOSTS - 1 hosts renamed OTHER_HOSTS, and how
+    many hosts that node stands for. Flink's own hosts are kept first, then the hosts
+    that moved the most bytes."""
+    total = flows["bytes_c2s"].fillna(0) + flows["bytes_s2c"].fillna(0)
+    volume: dict = {}
+    for ip, size in zip(list(flows["client_ip"]) + list(flows["server_ip"]),
+                        list(total) * 2):
+        volume[ip] = volume.get(ip, 0) + size
+    if len(volume) <= MAX_TOPOLOGY_HOSTS:
+        return flows, 0
+    cluster = ("jobmanager", "taskmanager")
+    ranked = sorted(volume, key=lambda ip: (component.get(ip) not in cluster, -volume[ip],
+                                            _ip_key(ip)))
+    kept = set(ranked[:MAX_TOPOLOGY_HOSTS - 1])
+    rename = {ip: OTHER_HOSTS for ip in ranked[MAX_TOPOLOGY_HOSTS - 1:]}
+    flows = flows.assign(client_ip=flows["client_ip"].map(lambda ip: rename.get(ip, ip)),
+                         server_ip=flows["server_ip"].map(lambda ip: rename.get(ip, ip)))
+    return flows, len(volume) - len(kept)
 
 
 def _pairs(items):

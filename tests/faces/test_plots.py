@@ -148,3 +148,29 @@ def test_plots_do_not_use_pyplot():
     code = ("import sys, flinkwire.faces.plots, flinkwire.faces.html; "
             "sys.exit('matplotlib.pyplot' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_topology_of_many_clients_draws_the_busiest_and_one_node_for_the_rest(tmp_path):
+    from tests.builders import conversation
+
+    request = b"GET /overview HTTP/1.1\r\nHost: jm\r\n\r\n"
+    frames = []
+    for i in range(80):
+        # Client i sends i bytes more than client 0, so the busiest clients are the last.
+        frames += conversation(client=(f"192.0.2.{i + 10}", 40000 + i),
+                               server=("198.51.100.2", 8081),
+                               c2s=[request + b"x" * i], s2c=[b"HTTP/1.1 200 OK\r\n\r\n"])
+    path = tmp_path / "many-clients.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    analysis = flinkwire.analyze(path)
+    assert len(analysis.flows) == 80
+
+    fig = plots.topology(analysis)
+    names = [t.get_text() for t in fig.axes[0].texts]
+    drawn = {name.split("\n")[-1] for name in names if "\n" in name}
+    others = plots.MAX_TOPOLOGY_HOSTS - 2  # the server and the node for the rest
+    assert f"{81 - plots.MAX_TOPOLOGY_HOSTS + 1:,} other\nhosts" in names
+    assert "198.51.100.2" in drawn
+    assert {f"192.0.2.{i + 10}" for i in range(80 - others, 80)} <= drawn
+    assert "192.0.2.10" not in drawn
+    assert len(drawn) == plots.MAX_TOPOLOGY_HOSTS
