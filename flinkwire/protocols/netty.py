@@ -477,11 +477,13 @@ _FRAME_START = struct.Struct(">I4sB")  # frame length, magic, message id
 
 def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
           max_messages: int | None = None, records_wanted: bool = True,
-          fields_for: int = MAX_RECORDS, max_records: int = MAX_RECORDS) -> None:
+          fields_for: int = MAX_RECORDS, max_records: int = MAX_RECORDS,
+          messages_wanted: bool = True) -> None:
     """Decode one direction into `out`; stop, quietly, after `max_messages` frames of
     this direction (None: read them all). Records past the first `fields_for` are
     split off but not read into strings, past `max_records` only counted (in
-    out["record_count"]); with `records_wanted` False, not split at all."""
+    out["record_count"]); with `records_wanted` False, not split at all. With
+    `messages_wanted` False no message is made (and `max_messages` never binds)."""
     messages, records, anomalies = out["messages"], out["records"], out["anomalies"]
     stop_at = None if max_messages is None else len(messages) + max_messages
     channels: dict[bytes, _Channel] = {}
@@ -512,10 +514,13 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
         # it per frame cost more than reading its header.
         present = min(frame_length, size - pos)
         cut = present < frame_length
-        message = {"direction": direction, "offset": pos, "id": msg_id,
-                   "name": MESSAGE_NAMES[msg_id], "length": frame_length}
+        message = None
+        if messages_wanted and len(messages) < MAX_RECORDS:
+            message = {"direction": direction, "offset": pos, "id": msg_id,
+                       "name": MESSAGE_NAMES[msg_id], "length": frame_length}
+            if cut:
+                message["truncated"] = True
         if cut:
-            message["truncated"] = True
             anomalies.append(_anomaly("truncated-frame", direction, pos,
                                       f"frame of {frame_length} bytes, {present} present"))
         if msg_id == 0:
@@ -530,18 +535,14 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
                                           "no BufferResponse layout (30/34/38+4n) fits"))
             else:
                 header, values = found
-                key = stream[pos + FRAME_HEADER:pos + FRAME_HEADER + 16]
-                channel = channels.get(key)
-                receiver = key.hex() if channel is None else channel.receiver
-                message.update(layout.fields(receiver, header, values))
                 data_type, compressed = values[-3], values[-2]
                 start = pos + FRAME_HEADER + header
                 end = max(start, pos + present)
-                if not records_wanted:
-                    pass
-                elif data_type in RECORD_DATA_TYPES and not compressed:
+                key = stream[pos + FRAME_HEADER:pos + FRAME_HEADER + 16]
+                channel = channels.get(key)
+                if records_wanted and data_type in RECORD_DATA_TYPES and not compressed:
                     if channel is None:
-                        channel = channels[key] = _Channel(receiver)
+                        channel = channels[key] = _Channel(key.hex())
                     if pending_total + end - start > MAX_PENDING:
                         anomalies.append(_anomaly("pending-limit", direction, start,
                                                   f"over {MAX_PENDING} unfinished bytes"))
@@ -551,12 +552,15 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
                             channel, stream, start, end, direction, records, anomalies,
                             out["record_count"], fields_for, max_records)
                         pending_total += len(channel.pending) - before
-                elif data_type not in RECORD_DATA_TYPES and not cut:
-                    message["event"] = _event(stream[start:min(end, start + 4)])
-        else:
+                if message is not None:
+                    receiver = key.hex() if channel is None else channel.receiver
+                    message.update(layout.fields(receiver, header, values))
+                    if records_wanted and data_type not in RECORD_DATA_TYPES and not cut:
+                        message["event"] = _event(stream[start:min(end, start + 4)])
+        elif message is not None:
             message.update(_request_fields(stream[pos:pos + frame_length], msg_id,
                                            frame_length))
-        if len(messages) < MAX_RECORDS:
+        if message is not None:
             messages.append(message)
         pos += frame_length
         if stop_at is not None and len(messages) >= stop_at:
@@ -574,7 +578,8 @@ def _anomaly(kind: str, direction: str, offset: int, detail: str) -> dict:
 
 def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
            max_messages: int | None = None, records_wanted: bool = True,
-           fields_for: int = MAX_RECORDS, max_records: int = MAX_RECORDS) -> dict:
+           fields_for: int = MAX_RECORDS, max_records: int = MAX_RECORDS,
+           messages_wanted: bool = True) -> dict:
     """Decode both directions of a data-plane connection.
 
     Returns {"messages": [...], "records": [...], "anomalies": [...], "buffer_layout": ...}.
@@ -589,13 +594,15 @@ def decode(c2s: bytes, s2c: bytes, version_hint: str | None = None, *,
     fields: reading a record into strings costs most, and a caller that keeps only so
     many records asks for no more, while every frame is still walked, so the
     anomalies are the same whatever it keeps. Records past the first `max_records`
-    are not made at all, only counted in "record_count".
+    are not made at all, only counted in "record_count". With `messages_wanted` False
+    the messages are not made either (a caller that wants only the records and the
+    anomalies): "messages" is empty and "buffer_layout" None.
     """
     out: dict = {"messages": [], "records": [], "anomalies": [], "record_count": 0}
     for direction, stream in (("c2s", c2s or b""), ("s2c", s2c or b"")):
         try:
             _walk(bytes(stream), direction, version_hint, out, max_messages, records_wanted,
-                  fields_for, max_records)
+                  fields_for, max_records, messages_wanted)
         except Exception as exc:  # a parser bug must not end the analysis
             log.exception("netty decoder failed")
             out["anomalies"].append(_anomaly("decoder-error", direction, 0, repr(exc)))

@@ -557,7 +557,8 @@ def _decode_more(name, fid, c2s, s2c, found, out, masker) -> None:
         # only counted: 131,000 of the 151,000 records on the 100 MB benchmark capture.
         space = out.space("records", fid)
         decoded = netty.decode(c2s, s2c, version_hint=found.get("flink_version_hint"),
-                               fields_for=space, max_records=space + 1)
+                               fields_for=space, max_records=space + 1,
+                               messages_wanted=False)
         out.decoded_rows("records", fid, decoded["records"], masker)
         out.parser_anomalies(fid, decoded["anomalies"], "netty")
     elif name == "pekko":

@@ -264,6 +264,10 @@ def _same(c2s, s2c, hint, fields_for, max_records):
     assert fast["records"] == plain["records"][:max_records]
     assert {k: v for k, v in fast.items() if k not in ("records", "record_count")} == \
         {k: v for k, v in plain.items() if k != "records"}
+    lean = netty.decode(c2s, s2c, version_hint=hint, fields_for=fields_for,
+                        max_records=max_records, messages_wanted=False)
+    assert lean["messages"] == [] and lean["buffer_layout"] is None
+    assert (lean["records"], lean["anomalies"]) == (fast["records"], fast["anomalies"])
 
 
 @settings(max_examples=300, deadline=None)
