@@ -96,28 +96,19 @@ def protobuf_fields(buf: bytes, start: int = 0, end: int | None = None):
         number, wire = key >> 3, key & 7
         if number == 0:
             return fields, f"field number 0 at {pos}"
-        if wire == 2:
-            if pos < end and buf[pos] < 0x80:
-                size = buf[pos]
-                pos += 1
-            else:
-                got = read_varint(buf, pos, end)
-                if got is None:
-                    return fields, f"bad length varint at {pos}"
-                size, pos = got
-            if pos + size > end:
-                return fields, f"field {number} length {size} exceeds the bytes present"
-            value = (pos, pos + size)
-            pos += size
-        elif wire == 0:
+        if wire == 0 or wire == 2:
             if pos < end and buf[pos] < 0x80:
                 value = buf[pos]
                 pos += 1
             else:
                 got = read_varint(buf, pos, end)
                 if got is None:
-                    return fields, f"bad varint at {pos}"
+                    return fields, f"bad {'length ' if wire else ''}varint at {pos}"
                 value, pos = got
+            if wire == 2:
+                if pos + value > end:
+                    return fields, f"field {number} length {value} exceeds the bytes present"
+                value, pos = (pos, pos + value), pos + value
         elif wire == 1:
             if pos + 8 > end:
                 return fields, f"fixed64 cut at {pos}"
