@@ -157,6 +157,14 @@ class Capture:
             return _walk_pcap(self._map, self.info)
         return _walk_pcapng(self._map, self.info)
 
+    def pcap_records(self):
+        """(mapped file, `pcap_layout`) of a classic pcap, for a caller that walks its
+        records itself (the layout None when the file header is cut, recorded as an
+        anomaly); None for any other capture, which is read by iterating it."""
+        if self._map is None or self.info.format != "pcap":
+            return None
+        return self._map, pcap_layout(self._map, self.info)
+
     def close(self) -> None:
         if self._map is not None:
             try:
@@ -241,6 +249,39 @@ def open_capture(path: str | os.PathLike) -> Capture:
 
 
 def _walk_pcap(buf, info: CaptureInfo):
+    layout = pcap_layout(buf, info)
+    if layout is None:
+        return
+    linktype, header, scale, frac_limit, limit = layout
+    end = len(buf)
+    off = 24
+    bad_frac = 0
+    while off < end:
+        if off + 16 > end:
+            pcap_stop(info, off, end, limit)
+            return
+        sec, frac, incl, orig = header(buf, off)
+        body = off + 16
+        if incl > limit or body + incl > end:  # one test for the two ways a record is bad
+            pcap_stop(info, off, end, limit, incl)
+            return
+        if frac >= frac_limit:
+            bad_frac += 1
+        info.records_total += 1
+        info.records_complete += 1
+        yield sec * 1_000_000_000 + frac * scale, linktype, buf, body, incl, orig
+        off = body + incl
+    pcap_bad_timestamps(info, bad_frac)
+
+
+def pcap_layout(buf, info: CaptureInfo):
+    """Read a classic pcap file header into `info`.
+
+    Returns (linktype, record header unpacker, timestamp scale to ns, sub-second
+    limit, longest record accepted), or None when the file header is cut (an
+    anomaly). Records follow at offset 24. `_walk_pcap` and the packet loop of
+    `tcp.build` (which walks records itself) share it and `pcap_stop`.
+    """
     end = len(buf)
     order, resolution = PCAP_MAGICS[bytes(buf[:4])]
     info.byte_order = "little" if order == "<" else "big"
@@ -248,7 +289,7 @@ def _walk_pcap(buf, info: CaptureInfo):
     if end < 24:
         info.anomaly("truncated-file-header", 0, f"file header needs 24 bytes, {end} present",
                      bytes_present=end, bytes_needed=24)
-        return
+        return None
     _, _, _, _, snaplen, network = struct.unpack_from(order + "HHiIII", buf, 4)
     linktype = network & 0x0FFFFFFF
     info.snaplen = snaplen
@@ -259,34 +300,30 @@ def _walk_pcap(buf, info: CaptureInfo):
     frac_limit = 1_000_000 if resolution == "us" else 1_000_000_000
     header = struct.Struct(order + "IIII").unpack_from
     limit = max(snaplen, 262144, MAX_RECORD_BYTES) if snaplen else MAX_RECORD_BYTES
-    off = 24
-    bad_frac = 0
-    while off < end:
-        if off + 16 > end:
-            info.partial_records += 1
-            info.anomaly("truncated_record_header", off,
-                         f"record header needs 16 bytes, {end - off} present",
-                         bytes_present=end - off, bytes_needed=16)
-            return
-        sec, frac, incl, orig = header(buf, off)
-        body = off + 16
-        if incl > limit or body + incl > end:  # one test for the two ways a record is bad
-            if incl > limit:
-                info.anomaly("bad_record_length", off,
-                             f"record claims {incl} captured bytes (limit {limit}); "
-                             "the rest of the file is not read", incl_len=incl)
-            else:
-                info.partial_records += 1
-                info.anomaly("truncated_record_data", off,
-                             f"record claims {incl} bytes, {end - body} present",
-                             incl_len=incl, bytes_present=end - body)
-            return
-        if frac >= frac_limit:
-            bad_frac += 1
-        info.records_total += 1
-        info.records_complete += 1
-        yield sec * 1_000_000_000 + frac * scale, linktype, buf, body, incl, orig
-        off = body + incl
+    return linktype, header, scale, frac_limit, limit
+
+
+def pcap_stop(info: CaptureInfo, off: int, end: int, limit: int, incl: int | None = None):
+    """Record why the pcap walk ends at the record at `off` (its header or body cut,
+    or a length past `limit`); `incl` is None when the header itself is cut."""
+    if incl is None:
+        info.partial_records += 1
+        info.anomaly("truncated_record_header", off,
+                     f"record header needs 16 bytes, {end - off} present",
+                     bytes_present=end - off, bytes_needed=16)
+    elif incl > limit:
+        info.anomaly("bad_record_length", off,
+                     f"record claims {incl} captured bytes (limit {limit}); "
+                     "the rest of the file is not read", incl_len=incl)
+    else:
+        info.partial_records += 1
+        info.anomaly("truncated_record_data", off,
+                     f"record claims {incl} bytes, {end - off - 16} present",
+                     incl_len=incl, bytes_present=end - off - 16)
+
+
+def pcap_bad_timestamps(info: CaptureInfo, bad_frac: int) -> None:
+    """The anomaly for a pcap walked to its end with `bad_frac` impossible sub-seconds."""
     if bad_frac:
         info.anomaly("invalid_timestamp", 24,
                      f"{bad_frac} records have a sub-second field of one second or more",

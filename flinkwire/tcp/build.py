@@ -2,7 +2,8 @@
 
 This is the only code every packet of a capture passes through, so it is one
 loop (`read_packets`, which `analyze_iter` runs too) with its lookups bound to
-locals. An untagged Ethernet/IPv4/TCP frame, nearly every frame of a Flink
+locals. It walks a classic pcap's records itself (any other capture through
+the capture's generator). An untagged Ethernet/IPv4/TCP frame, nearly every frame of a Flink
 capture, is read in the loop itself with one precompiled unpack and handed to
 `FlowTable.add_tcp`; every other frame goes through `Decoder.decode` and
 `FlowTable.add`, with the same result. Files given together are read in the
@@ -16,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..packets.decode import ETH_IPV4, ETH_IPV4_TCP, TCP, Decoder
-from ..reading.capture import CaptureInfo, open_capture
+from ..reading.capture import CaptureInfo, open_capture, pcap_bad_timestamps, pcap_stop
 from .flows import FlowTable, Limits, ShardTable
 
 
@@ -76,9 +77,43 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
     read = 0
     done_bytes = 0
     for capture in captures:
-        stats.files.append(capture.info)
+        info = capture.info
+        stats.files.append(info)
         packets = 0
-        for ts, linktype, buf, off, caplen, _ in capture:
+        pcap = capture.pcap_records()
+        records = iter(capture) if pcap is None else None
+        if pcap is not None:
+            buf, layout = pcap
+            pos = end = bad_frac = 0
+            if layout is not None:
+                linktype, header, scale, frac_limit, limit = layout
+                pos, end = 24, len(buf)
+        while True:
+            if records is None:
+                # A classic pcap's records are walked here, as `_walk_pcap` walks them
+                # (the same checks, the same anomalies through `pcap_stop`), with no
+                # generator to resume and no record tuple per packet: 0.04 s of the
+                # 0.6 s packet path on the benchmark capture.
+                if pos + 16 > end:
+                    if pos < end:
+                        pcap_stop(info, pos, end, limit)
+                    else:
+                        pcap_bad_timestamps(info, bad_frac)
+                    break
+                sec, frac, caplen, _ = header(buf, pos)
+                off = pos + 16
+                pos = off + caplen
+                if caplen > limit or pos > end:
+                    pcap_stop(info, off - 16, end, limit, caplen)
+                    break
+                if frac >= frac_limit:
+                    bad_frac += 1
+                ts = sec * 1_000_000_000 + frac * scale
+            else:
+                record = next(records, None)
+                if record is None:
+                    break
+                ts, linktype, buf, off, caplen, _ = record
             packets += 1
             # The shape of nearly every packet of a Flink capture (untagged Ethernet,
             # a 20-byte IPv4 header, TCP) is read here with one unpack and handed to
@@ -113,11 +148,15 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
                 if ((next_packet is not None and read + packets >= next_packet)
                         or (next_ts is not None and ts >= next_ts)):
                     stats.packets = read + packets
+                    if records is None:
+                        info.records_total = info.records_complete = packets
                     yield
                     if next_packet is not None:
                         next_packet = read + packets + every_packets
                     if next_ts is not None:
                         next_ts = ts + every_ns
+        if records is None:
+            info.records_total = info.records_complete = packets
         read += packets
         stats.packets = read
         done_bytes += capture.info.file_size

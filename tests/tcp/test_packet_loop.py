@@ -1,12 +1,17 @@
-"""The packet loop's own Ethernet/IPv4/TCP path gives what `Decoder.decode` + `FlowTable.add` give.
+"""The packet loop's own paths give what the plain readers give.
 
 `tcp.build.read_packets` reads the common frame shape itself and calls
 `FlowTable.add_tcp`; every other frame goes through the decoder. Both ways must
-leave the flow table in the same state, whatever the header bytes say.
+leave the flow table in the same state, whatever the header bytes say. It also
+walks a classic pcap's records itself instead of through `Capture`'s generator:
+the same records, counters and anomalies, whatever the damage.
 """
 
+import dataclasses
 import random
 import struct
+
+import pytest
 
 from builders import conversation, pcap_bytes, tcp_packet
 from flinkwire.packets.decode import Decoder
@@ -25,8 +30,13 @@ def _state(flow):
     return fields, halves
 
 
+def _info(info):
+    return {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+
+
 def _through_decoder(path):
-    """What the loop did before it had a path of its own: every frame decoded, then added."""
+    """What the loop did before it had paths of its own: every record from the capture's
+    generator, every frame decoded, then added."""
     flows = []
     table = FlowTable(lambda flow: flows.append(_state(flow)))
     decoder = Decoder()
@@ -36,13 +46,14 @@ def _through_decoder(path):
             if seg is not None:
                 table.add(seg, ts, buf)
         table.finish_all()
-    return flows, dict(decoder.skipped)
+        info = _info(capture.info)
+    return flows, dict(decoder.skipped), info
 
 
 def _through_loop(path):
     flows = []
     stats = build_flows([path], lambda flow: flows.append(_state(flow)))
-    return flows, stats.skipped
+    return flows, stats.skipped, _info(stats.files[0])
 
 
 def _frames():
@@ -92,4 +103,33 @@ def _frames():
 def test_the_loop_path_and_the_decoder_leave_the_same_flows(tmp_path):
     path = tmp_path / "mixed.pcap"
     path.write_bytes(pcap_bytes(_frames()))
+    assert _through_loop(path) == _through_decoder(path)
+
+
+def _damaged_pcaps():
+    frames = [bytes(p) for p in conversation(c2s=[b"GET / HTTP/1.1\r\n\r\n"] * 3,
+                                             s2c=[b"HTTP/1.1 200 OK\r\n\r\n"] * 2)]
+    whole = pcap_bytes(frames)
+    second = 24 + 16 + len(frames[0])  # file offset of the second record
+    bad_frac = bytearray(whole)
+    struct.pack_into("<I", bad_frac, second + 4, 1_000_000)
+    too_long = bytearray(whole)
+    struct.pack_into("<I", too_long, second + 8, 1 << 30)
+    return {
+        "whole": whole,
+        "big-endian, ns": pcap_bytes(frames, nanos=True, big=True),
+        "no records": whole[:24],
+        "file header cut": whole[:20],
+        "record header cut": whole[:second + 9],
+        "record body cut": whole[:second + 30],
+        "sub-second of a second or more": bytes(bad_frac),
+        "... and then cut": bytes(bad_frac[:-5]),
+        "record length past the limit": bytes(too_long),
+    }
+
+
+@pytest.mark.parametrize("name", list(_damaged_pcaps()))
+def test_the_loop_walks_a_pcap_as_the_capture_generator_does(tmp_path, name):
+    path = tmp_path / "damaged.pcap"
+    path.write_bytes(_damaged_pcaps()[name])
     assert _through_loop(path) == _through_decoder(path)
