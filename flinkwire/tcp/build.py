@@ -2,11 +2,11 @@
 
 This is the only code every packet of a capture passes through, so it is one
 loop (`read_packets`, which `analyze_iter` runs too) with its lookups bound to
-locals. It walks a classic pcap's records itself (any other capture through
-the capture's generator). An untagged Ethernet/IPv4/TCP frame, nearly every frame of a Flink
-capture, is read in the loop itself with one precompiled unpack and handed to
-`FlowTable.add_tcp`; every other frame goes through `Decoder.decode` and
-`FlowTable.add`, with the same result. Files given together are read in the
+locals. It walks a classic pcap's records itself (any other capture through the
+capture's generator). An untagged Ethernet/IPv4/TCP frame, nearly every frame of
+a Flink capture, is read in the loop itself with one precompiled unpack and
+handed to `FlowTable.add_tcp`; every other frame goes through `Decoder.decode`
+and `FlowTable.add`, with the same result. Files given together are read in the
 order given into one flow table, so a flow that continues across rotated files
 stays one flow.
 """
