@@ -95,6 +95,31 @@ class Chunk:
             self.parts = [b"".join(self.parts)]
         return self.parts[0]
 
+    def read(self, at: int, length: int) -> bytes:
+        """The `length` bytes from `at` (relative to `start`, within the chunk).
+
+        A retransmission is compared with what is held while the chunk is still
+        growing; joining the whole chunk for that, then again for every later
+        retransmission and at the end, copied up to 1 MiB each time (3% of the packet
+        path on the benchmark capture). Only the parts that hold the bytes are read,
+        counted from the end, where retransmitted bytes usually are.
+        """
+        parts = self.parts
+        if len(parts) == 1 or length <= 0:
+            return parts[0][at:at + length] if len(parts) == 1 else b""
+        first = len(parts)
+        part_start = self.size
+        while part_start > at:
+            first -= 1
+            part_start -= len(parts[first])
+        last = first
+        part_end = part_start + len(parts[first])
+        while part_end < at + length:
+            last += 1
+            part_end += len(parts[last])
+        held = parts[first] if first == last else b"".join(parts[first:last + 1])
+        return held[at - part_start:at - part_start + length]
+
 
 class Half:
     """One direction of a flow."""
@@ -165,8 +190,7 @@ class Half:
     def _held(self, offset: int, length: int):
         for chunk in self.chunks:
             if chunk.start <= offset and offset + length <= chunk.end:
-                data = chunk.data()
-                return data[offset - chunk.start:offset - chunk.start + length]
+                return chunk.read(offset - chunk.start, length)
         return None
 
     def _check_overlap(self, offset: int, payload, ts) -> None:

@@ -91,3 +91,24 @@ def test_retention_limit_keeps_counting(tmp_path):
     flow = flows[0]
     assert flow["payload_bytes"]["c2s"] == 10_000
     assert len(flow["c2s"]) == 2500
+
+
+def test_a_chunk_reads_any_span_as_its_joined_bytes_give_it():
+    # `Chunk.read` finds a retransmission's bytes in the parts without joining them;
+    # it must give what slicing the joined chunk gives, for any span inside it.
+    import random
+
+    from flinkwire.tcp.flows import Chunk
+
+    rng = random.Random(3)
+    for _ in range(300):
+        parts = [bytes(rng.randrange(256) for _ in range(rng.randint(1, 9)))
+                 for _ in range(rng.randint(1, 6))]
+        chunk = Chunk(0, parts[0])
+        for part in parts[1:]:
+            chunk.append(part)
+        joined = b"".join(parts)
+        for at in range(len(joined) + 1):
+            for length in range(len(joined) - at + 1):
+                assert chunk.read(at, length) == joined[at:at + length]
+        assert chunk.parts == parts  # nothing was joined in place
