@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..packets.decode import ETH_IPV4, ETH_IPV4_TCP, TCP, Decoder
+from ..packets.decode import ETH_IPV4, ETH_IPV4_TCP_WIRE, TCP, Decoder
 from ..reading.capture import CaptureInfo, open_capture, pcap_bad_timestamps, pcap_stop
 from .flows import FlowTable, Limits, ShardTable
 
@@ -70,7 +70,7 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
     decode = decoder.decode
     add = table.add
     add_tcp = table.add_tcp
-    eth_ipv4_tcp = ETH_IPV4_TCP
+    eth_ipv4_tcp = ETH_IPV4_TCP_WIRE
     pausing = every_packets is not None or every_ns is not None
     next_packet = every_packets
     next_ts = None
@@ -117,14 +117,15 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
             packets += 1
             # The shape of nearly every packet of a Flink capture (untagged Ethernet,
             # a 20-byte IPv4 header, TCP) is read here with one unpack and handed to
-            # `add_tcp` field by field, with no call to the decoder and no segment
+            # `add_tcp` field by field (the addresses and ports as they are on the
+            # wire, see `wire_key`), with no call to the decoder and no segment
             # tuple built and taken apart again (~5% of the loop on the benchmark
             # capture). It mirrors the first lines of `Decoder.decode`, which takes
             # every other frame; tests/tcp/test_packet_loop.py holds the two equal.
             fast = False
             if linktype == 1 and caplen >= 54:
-                (etype, vihl, total, ip_id, frag, proto, src, dst, sport, dport, seq, ack,
-                 doff, flags, csum) = eth_ipv4_tcp(buf, off + 12)
+                (etype, vihl, total, ip_id, frag, proto, wire, seq, ack, doff, flags,
+                 csum) = eth_ipv4_tcp(buf, off + 12)
                 # The IP total length bounds the payload (Ethernet padding), unless it
                 # is zero (TSO) or promises more than was captured.
                 ip_end = off + 14 + total
@@ -134,8 +135,7 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
                 fast = (etype == ETH_IPV4 and vihl == 0x45 and proto == TCP
                         and not frag & 0x3FFF and doff >= 0x50 and start <= ip_end)
                 if fast:
-                    add_tcp(src, sport, dst, dport, seq, ack, flags, start, ip_end, ip_id, csum,
-                            (), ts, buf)
+                    add_tcp(wire, seq, ack, flags, start, ip_end, ip_id, csum, (), ts, buf)
             if not fast:
                 seg = decode(linktype, buf, off, caplen)
                 if seg is not None:

@@ -33,6 +33,7 @@ evicted (finished and handed on), and each eviction is counted.
 from __future__ import annotations
 
 import logging
+import struct
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -46,6 +47,24 @@ MAX_MARKS = 200_000
 MAX_PENDING_SEGMENTS = 4096
 HEAD_GUARANTEE = 8192  # bytes per direction kept even when retain_total is spent
 OUT_OF_WINDOW = 1 << 30  # the largest TCP window (scale 14) is just under this
+
+
+_ports = struct.Struct("!HH")
+
+
+def wire_key(src: bytes, sport: int, dst: bytes, dport: int) -> bytes:
+    """A segment's addresses and ports as its IPv4 or IPv6 and TCP headers carry them
+    (source address, destination address, source port, destination port): the flow
+    table finds a segment's flow and side by these bytes, which the packet loop reads
+    from the frame in one piece."""
+    return src + dst + _ports.pack(sport, dport)
+
+
+def split_wire(wire: bytes):
+    """(src, sport, dst, dport) of a `wire_key`."""
+    size = (len(wire) - 4) >> 1
+    sport, dport = _ports.unpack_from(wire, 2 * size)
+    return wire[:size], sport, wire[size:2 * size], dport
 
 
 @dataclass
@@ -392,6 +411,10 @@ class FlowTable:
         self.retain_total = self.limits.retain_total
         self.on_done = on_done
         self.flows: dict = {}
+        # wire_key of each direction of every flow in `flows` -> (flow, side), so a
+        # segment finds its flow with one lookup of the bytes it carries, not a key
+        # tuple put in order (5% of the packet path on the benchmark capture).
+        self.wired: dict = {}
         self.kept_total = 0
         self.count = 0
         self.evicted = 0
@@ -405,8 +428,8 @@ class FlowTable:
         """Feed one decoded segment (see `packets.Segment`) seen at `ts`."""
         proto, src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum, vlan = seg
         if proto == 6:
-            self.add_tcp(src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum,
-                         vlan, ts, buf)
+            self.add_tcp(wire_key(src, sport, dst, dport), seq, ack, flags, start, end, ip_id,
+                         csum, vlan, ts, buf)
             return
         self.packets += 1
         if not self.packets & 0x3FFF:
@@ -423,9 +446,10 @@ class FlowTable:
             payload = buf[start:end] if half.kept < self.limits.retain_per_direction else None
             half._append(half.next, payload, length, ts, self)
 
-    def add_tcp(self, src, sport, dst, dport, seq, ack, flags, start, end, ip_id, csum,
-                vlan, ts: int, buf) -> None:
-        """`add` for a TCP segment, its fields passed one by one (no tuple to unpack).
+    def add_tcp(self, wire, seq, ack, flags, start, end, ip_id, csum, vlan, ts: int,
+                buf) -> None:
+        """`add` for a TCP segment, its fields passed one by one (no tuple to unpack);
+        `wire` is its addresses and ports (`wire_key`).
 
         The packet loop calls this for nearly every packet, so the common case (a
         known flow, no SYN/FIN/RST, the next bytes of the stream) takes no detour:
@@ -437,18 +461,15 @@ class FlowTable:
         self.packets = packets = self.packets + 1
         if not packets & 0x3FFF:
             self.sweep(ts)
-        if src < dst or (src == dst and sport <= dport):
-            flow = self.flows.get((src, sport, dst, dport))
-            side = 0
+        known = self.wired.get(wire)
+        if known is None or flags & (SYN | ACK) == SYN:
+            flow, side = self._flow(*split_wire(wire), 6, seq, flags, ts, vlan)
         else:
-            flow = self.flows.get((dst, dport, src, sport))
-            side = 1
-        if flow is None or flags & (SYN | ACK) == SYN:
-            flow, side = self._flow(src, sport, dst, dport, 6, seq, flags, ts, vlan)
-        elif ts > flow.last_ts:
-            flow.last_ts = ts
-        elif ts < flow.first_ts:  # first_ts <= last_ts, so only when not later
-            flow.first_ts = ts
+            flow, side = known
+            if ts > flow.last_ts:
+                flow.last_ts = ts
+            elif ts < flow.first_ts:  # first_ts <= last_ts, so only when not later
+                flow.first_ts = ts
 
         half = flow.halves[side]
         length = end - start
@@ -535,6 +556,9 @@ class FlowTable:
             flow = Flow(key, proto, ts, vlan, self.count)
             self.count += 1
             flows[key] = flow
+            # Side 0 last: a flow from an endpoint to itself has one wire key.
+            self.wired[wire_key(key[2], key[3], key[0], key[1])] = (flow, 1)
+            self.wired[wire_key(*key)] = (flow, 0)
             if len(flows) > self.limits.max_flows:
                 self._evict()
         elif ts < flow.first_ts:
@@ -590,7 +614,10 @@ class FlowTable:
             self._finish(flow)
 
     def _finish(self, flow: Flow) -> None:
-        self.flows.pop(flow.key, None)
+        key = flow.key
+        self.flows.pop(key, None)
+        self.wired.pop(wire_key(*key), None)
+        self.wired.pop(wire_key(key[2], key[3], key[0], key[1]), None)
         for half in flow.halves:
             half.finish(self)
         self.on_done(flow)
@@ -648,9 +675,10 @@ class ShardTable(FlowTable):
             self.sweep(ts)
         return True
 
-    def add_tcp(self, src, sport, dst, dport, *rest) -> None:
+    def add_tcp(self, wire, *rest) -> None:
+        sport, dport = _ports.unpack_from(wire, len(wire) - 4)
         if not self._elsewhere(sport, dport, rest[-2]):  # rest ends with ts, buf
-            FlowTable.add_tcp(self, src, sport, dst, dport, *rest)
+            FlowTable.add_tcp(self, wire, *rest)
 
     def add(self, seg, ts: int, buf) -> None:
         # TCP goes on to add_tcp, which tells the shard itself.

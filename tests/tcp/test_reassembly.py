@@ -145,7 +145,7 @@ def test_the_in_order_path_of_add_tcp_keeps_what_half_add_keeps():
     # give the same halves, whatever the order, the losses and the budgets.
     import random
 
-    from flinkwire.tcp.flows import FlowTable, Half, Limits
+    from flinkwire.tcp.flows import FlowTable, Half, Limits, wire_key
 
     rng = random.Random(11)
     for _ in range(150):
@@ -161,8 +161,8 @@ def test_the_in_order_path_of_add_tcp_keeps_what_half_add_keeps():
             packets.append(stream.pop(0))
         for ts, (port, seq, payload) in enumerate(packets):
             buf = b"\0" * 8 + payload
-            fast.add_tcp(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80, seq, 0, 0x18, 8, len(buf),
-                         ts, 0, (), ts, buf)
+            fast.add_tcp(wire_key(b"\x0a\0\0\x01", port, b"\x0a\0\0\x02", 80), seq, 0, 0x18,
+                         8, len(buf), ts, 0, (), ts, buf)
             half = halves[port]
             keep = not half.retain_cut and half.kept < plain.retain_per_direction
             half.add(seq, payload if keep else None, len(payload), ts, plain)
@@ -182,3 +182,38 @@ def test_the_in_order_path_of_add_tcp_keeps_what_half_add_keeps():
                     == {name: getattr(half, name) for name in fields})
             assert ([(c.start, c.data()) for c in flow.halves[0].chunks]
                     == [(c.start, c.data()) for c in half.chunks])
+
+
+def test_the_wire_keys_follow_the_flows_through_reuse_sweeps_and_evictions():
+    # `FlowTable.add_tcp` finds a segment's flow and side by its wire bytes, in a map
+    # beside `flows`; it must always hold both directions of exactly the live flows,
+    # and give the side the endpoint order gives, self-connections included.
+    import random
+
+    from flinkwire.tcp.flows import FlowTable, Limits, wire_key
+
+    rng = random.Random(5)
+    table = FlowTable(lambda flow: None, Limits(max_flows=6, close_grace_s=0.002,
+                                                idle_timeout_s=0.02))
+    hosts = [b"\x0a\0\0\x01", b"\x0a\0\0\x02"]
+    for packet in range(33_000):
+        src, dst = rng.choice(hosts), rng.choice(hosts)
+        sport, dport = rng.choice((80, 81, 5000)), rng.choice((80, 81, 5000))
+        ts = packet * 1_000_000
+        buf = b"\0" * 4 + b"x" * rng.randint(0, 3)
+        table.add_tcp(wire_key(src, sport, dst, dport), rng.randrange(1 << 32), 0,
+                      rng.choice((0x02, 0x12, 0x10, 0x18, 0x11, 0x04)), 4, len(buf), packet, 0,
+                      (), ts, buf)
+        if (src, sport) <= (dst, dport):
+            flow, side = table.flows[(src, sport, dst, dport)], 0
+        else:
+            flow, side = table.flows[(dst, dport, src, sport)], 1
+        assert flow.halves[side].last_ts == ts
+        expected = {}
+        for key, live in table.flows.items():
+            expected[wire_key(key[2], key[3], key[0], key[1])] = (live, 1)
+            expected[wire_key(*key)] = (live, 0)
+        assert table.wired == expected
+    assert table.swept and table.evicted and table.reused
+    table.finish_all()
+    assert table.wired == {}
