@@ -18,6 +18,7 @@ import bisect
 import functools
 import hashlib
 import ipaddress
+import itertools
 import logging
 import re
 from collections.abc import MutableMapping
@@ -529,15 +530,26 @@ class Masker:
 MAX_TRIE_NESTING = 32
 
 
-@functools.lru_cache(maxsize=256)
+MAX_SHARED_PATTERN = 16_384  # characters of values, for a pattern kept across flows
+
+
 def _values_pattern(values: frozenset) -> re.Pattern:
     # Flows of one job share their value sets (78 distinct sets among the 223 flows
     # with values of the 100 MB capture): building the trie of each again took longer
-    # than the searches it saves.
+    # than the searches it saves. At most 128 sets of 16 KiB are remembered.
+    if sum(map(len, values)) > MAX_SHARED_PATTERN:
+        return _compiled_values(values)
+    return _shared_values_pattern(values)
+
+
+def _compiled_values(values: frozenset) -> re.Pattern:
     pattern = _trie_alternation(values)
     if pattern is None:
         pattern = "|".join(map(re.escape, sorted(values, key=len, reverse=True)))
     return re.compile(pattern)
+
+
+_shared_values_pattern = functools.lru_cache(maxsize=128)(_compiled_values)
 
 
 def _trie_alternation(values) -> str | None:
@@ -546,39 +558,35 @@ def _trie_alternation(values) -> str | None:
     the longest value that starts at the leftmost position where one does (a node tries
     its longer continuations before it ends). The flat form tries every value at every
     position that starts one; on the 100 MB capture's flows with values (73 on average)
-    it took 2.8x as long to search. None when the nesting would be deeper than
-    MAX_TRIE_NESTING groups (a chain of values each a prefix of the next): the parser of
-    `re` recurses per group."""
-    root: dict = {}
-    for value in values:
-        node = root
-        for char in value:
-            node = node.setdefault(char, {})
-        node[""] = None
-    # Post-order without recursion: a value can be thousands of characters long.
-    built: dict[int, tuple[str, int]] = {}
-    stack = [(root, False)]
-    while stack:
-        node, children_built = stack.pop()
-        if not children_built:
-            stack.append((node, True))
-            stack.extend((child, False) for key, child in node.items() if key)
-            continue
-        branches, depth = [], 0
-        for key in sorted(k for k in node if k):
-            text, nesting = built.pop(id(node[key]))
-            branches.append(re.escape(key) + text)
-            depth = max(depth, nesting)
-        ends = "" in node
-        if len(branches) + ends > 1 and branches:
-            text = "(?:" + "|".join(branches) + ("|)" if ends else ")")
-            depth += 1
-            if depth > MAX_TRIE_NESTING:
-                return None
-        else:
-            text = branches[0] if branches else ""
-        built[id(node)] = (text, depth)
-    return built[id(root)][0]
+    it took 2.8x as long to search. None when the groups would nest deeper than
+    MAX_TRIE_NESTING (a chain of values each a prefix of the next): the parser of `re`
+    recurses per group, and so does this."""
+    try:
+        return _trie_of(sorted(values), 0)
+    except _TooDeep:
+        return None
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _trie_of(group: list[str], depth: int) -> str:
+    # `group`: sorted, distinct; only the first may be empty (a value ends here).
+    first, last = group[0], group[-1]
+    if len(group) == 1:
+        return re.escape(first)
+    shared = 0
+    while shared < len(first) and first[shared] == last[shared]:
+        shared += 1
+    if shared:
+        return re.escape(first[:shared]) + _trie_of([v[shared:] for v in group], depth)
+    if depth >= MAX_TRIE_NESTING:
+        raise _TooDeep
+    ends = first == ""
+    branches = [_trie_of(list(same), depth + 1)
+                for _, same in itertools.groupby(group[ends:], key=lambda v: v[0])]
+    return "(?:" + "|".join(branches) + ("|)" if ends else ")")
 
 
 MAX_MEMO_TEXT = 1024
