@@ -3,8 +3,9 @@
 The fast paths (a trie-shaped pattern of a flow's values, memos shared across flows
 without values, type tests before the chain of isinstance tests) are held here to a
 plain copy of the masking they replaced: one alternation of the values, longest
-first, a memo per flow, every value walked by `plain_redacted`. Flows run one after
-another, so a memo that carried one flow's masking into another would show.
+first, a memo per flow, every value walked by `plain_redacted` (header pairs by the
+unchanged `_header_value`). Flows run one after another, so a memo that carried one
+flow's masking into another would show.
 """
 
 import re
@@ -14,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from flinkwire.leakage.redact import redact, redact_text
 from flinkwire.tables import examine
-from flinkwire.tables.examine import Masker, OWN_KEYS, SENSITIVE_HEADERS, secret_hint
+from flinkwire.tables.examine import Masker, OWN_KEYS, secret_hint
 
 
 class PlainMasker:
@@ -41,7 +42,7 @@ def plain_shown(row, masker):
 
 def plain_redacted(value, masker, depth=0):
     if isinstance(value, dict) and depth < 4:
-        return {k: plain_header(k, v, masker) if isinstance(k, str) and isinstance(v, str)
+        return {k: examine._header_value(k, v, masker) if isinstance(k, str) and isinstance(v, str)
                 else plain_redacted(v, masker, depth + 1) for k, v in value.items()}
     if isinstance(value, str):
         return masker.text(value)
@@ -50,16 +51,6 @@ def plain_redacted(value, masker, depth=0):
     if depth < 4 and isinstance(value, (list, tuple)):
         return [plain_redacted(v, masker, depth + 1) for v in value]
     return value
-
-
-def plain_header(name, value, masker):
-    if name.lower() in SENSITIVE_HEADERS:
-        return redact(value)
-    value = masker.text(value)
-    if len(value) > 512 or not (secret_hint(name) or secret_hint(value)):
-        return value
-    line = redact_text(f"{name}: {value}")
-    return line[len(name) + 2:] if line.startswith(f"{name}: ") else redact_text(value)
 
 
 class Tagged(str):
