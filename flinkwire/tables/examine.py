@@ -528,8 +528,6 @@ class Masker:
 
 
 MAX_TRIE_NESTING = 32
-
-
 MAX_SHARED_PATTERN = 16_384  # characters of values, for a pattern kept across flows
 
 
