@@ -39,6 +39,11 @@ from typing import NamedTuple
 
 from flinkwire.leakage.luhn import luhn_valid
 
+try:
+    import ahocorasick_rs
+except ImportError:  # an environment set up before it was a dependency
+    ahocorasick_rs = None
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Secret", "find_secrets", "readable_runs", "readable_count", "DEFAULT_SENSITIVE_KEYS"]
@@ -187,7 +192,9 @@ def find_secrets(
     text = buffer.decode("latin-1")
     # Latin-1 lower-casing keeps every index (no character of U+0000-U+00FF
     # lower-cases to more than one), so offsets found in it are offsets in `text`.
-    lowered = text.lower()
+    # It is done on the bytes, with a table equal to str.lower(): 29 ms where
+    # text.lower() took 88 ms on the 27.5 MB the 100 MB capture scans.
+    lowered = buffer.translate(_LATIN1_LOWER)
     keys = _normalise_keys(sensitive_keys)
 
     found: dict[tuple[int, int, str], Secret] = {}
@@ -225,6 +232,7 @@ def _normalise_keys(sensitive_keys: object) -> tuple[str, ...]:
 
 
 _DEFAULT_KEYS = tuple(sorted({k.lower() for k in DEFAULT_SENSITIVE_KEYS}))
+_LATIN1_LOWER = bytes(ord(chr(code).lower()) for code in range(256))
 
 
 # --- shape of a value --------------------------------------------------------
@@ -309,11 +317,97 @@ _MAX_CARD_TOKENS = 50_000
 _MAX_ZK_PACKETS = 10_000
 
 
+def _key_words(keys: tuple[str, ...]) -> list[bytes]:
+    """The keywords a key is found by, as Latin-1 bytes, longest first.
+
+    A key with a character outside Latin-1 can never be in Latin-1 text, so it
+    is left out; one that lower-cases to another key is kept once."""
+    words = set()
+    for word in set(keys) | set(_EXTRA_KEY_WORDS) | {"pass", "pwd"}:
+        try:
+            words.add(word.encode("latin-1"))
+        except UnicodeEncodeError:
+            continue
+    return sorted(words, key=len, reverse=True)
+
+
 @functools.lru_cache(maxsize=32)
-def _key_hit_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+def _key_hit_pattern(keys: tuple[str, ...]) -> re.Pattern[bytes]:
     # Matched against a lower-cased copy: an IGNORECASE alternation is ~50x slower.
-    words = sorted(set(keys) | set(_EXTRA_KEY_WORDS) | {"pass", "pwd"}, key=len, reverse=True)
-    return re.compile("|".join(re.escape(w) for w in words))
+    # At one position the longest keyword wins (the alternation is longest first).
+    return re.compile(b"|".join(re.escape(w) for w in _key_words(keys)))
+
+
+@functools.lru_cache(maxsize=32)
+def _key_hit_automaton(keys: tuple[str, ...]):
+    words = _key_words(keys)
+    # The hits are listed ahead only where every keyword is made of identifier
+    # characters (see _key_hit_finder); a caller's own key may not be.
+    if ahocorasick_rs is None or not all(_IDENT_BYTES.issuperset(w) for w in words):
+        return None
+    return ahocorasick_rs.BytesAhoCorasick(
+        words, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
+
+
+_IDENT_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+# The listed hits are made a window at a time, so a stream of nothing but
+# keywords holds a window's worth of them, not a stream's.
+_HIT_WINDOW = 65536
+
+
+def _key_hit_finder(lowered: bytes, keys: tuple[str, ...]) -> Callable[[int], tuple[int, int]]:
+    """A function giving [start, end) of the first keyword hit at or after a position
+    ((-1, -1) when there is none), at one position the longest keyword. The
+    positions it is asked for never decrease and never fall inside an identifier
+    around a hit it gave.
+
+    Replaces `_key_hit_pattern(keys).search(lowered, position)` (still used where
+    ahocorasick_rs is missing): an Aho-Corasick automaton (ahocorasick_rs, in
+    Rust) lists the hits in one pass, 19 ms where the searches took 300 ms on the
+    27.5 MB the 100 MB capture scans. It lists them leftmost first, each from the
+    end of the one before; a keyword is made of identifier characters, so a hit
+    that starts before a position at the end of an identifier also ends before
+    it, and the first listed hit at or after that position is the one a search
+    from there finds.
+    """
+    automaton = _key_hit_automaton(keys)
+    if automaton is None:
+        pattern = _key_hit_pattern(keys)
+
+        def search_from(position: int) -> tuple[int, int]:
+            hit = pattern.search(lowered, position)
+            return (-1, -1) if hit is None else hit.span()
+
+        return search_from
+
+    hits = _listed_hits(automaton, lowered, max(map(len, _key_words(keys))))
+    hit: tuple[int, int] | None = (-1, -1)
+
+    def first_from(position: int) -> tuple[int, int]:
+        nonlocal hit
+        while hit is not None and hit[0] < position:
+            hit = next(hits, None)
+        return (-1, -1) if hit is None else hit
+
+    return first_from
+
+
+def _listed_hits(automaton, lowered: bytes, longest: int) -> Iterator[tuple[int, int]]:
+    # A window reaches `longest - 1` bytes past its stop, so a keyword that starts
+    # before the stop is whole in it and the hits that start there are the ones a
+    # pass over all of `lowered` gives.
+    view = memoryview(lowered)
+    start = 0
+    while start < len(lowered):
+        stop = start + _HIT_WINDOW
+        following = stop
+        for _, hit_start, hit_end in automaton.find_matches_as_indexes(
+                view[start:stop + longest - 1]):
+            if start + hit_start >= stop:
+                break
+            yield start + hit_start, start + hit_end
+            following = max(stop, start + hit_end)
+        start = following
 
 
 _KEY_PARTS = re.compile(r"[._\-]")
@@ -357,8 +451,8 @@ class _Value(NamedTuple):
     key_end: int
 
 
-def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
-    hits = _key_hit_pattern(keys)
+def _scan_config_keys(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
+    first_hit_from = _key_hit_finder(lowered, keys)
     length = len(text)
     position = 0
     # Only hits that give nothing use up the budget: findings are bounded by the
@@ -372,16 +466,16 @@ def _scan_config_keys(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
             log.warning("config-key scan stopped after %d keyword hits without a value",
                         _MAX_KEY_HITS)
             return
-        hit = hits.search(lowered, position)
-        if hit is None:
+        hit_start, hit_end = first_hit_from(position)
+        if hit_start < 0:
             return
         budget -= 1
-        start = hit.start()
-        while start > 0 and text[start - 1] in _IDENT_CHARS and hit.start() - start < _MAX_KEY:
+        start = hit_start
+        while start > 0 and text[start - 1] in _IDENT_CHARS and hit_start - start < _MAX_KEY:
             start -= 1
-        end = _IDENT_RUN.match(text, hit.end()).end()
-        position = max(end, hit.end())
-        if hit.start() < skip_until:
+        end = _IDENT_RUN.match(text, hit_end).end()
+        position = end
+        if hit_start < skip_until:
             continue
         if (start > 0 and text[start - 1] in _IDENT_CHARS) or end - start > _MAX_KEY:
             # An identifier too long to be a key; `position` already skips all of it.
@@ -632,9 +726,9 @@ _SASL = re.compile(
 _B64_LINE = re.compile(r"([A-Za-z0-9+/=]{4,1024}+)[ \t]{0,8}+\r?\n")
 
 
-def _scan_line_logins(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+def _scan_line_logins(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     # A cheap substring test first: most streams hold none of these protocols.
-    has_pass = "pass " in lowered
+    has_pass = b"pass " in lowered
     # USER/PASS is FTP's and POP3's; commands only POP3 has tell the two apart.
     context = "POP3 PASS" if has_pass and _POP3_ONLY.search(text) else "FTP PASS"
     username = None
@@ -648,13 +742,13 @@ def _scan_line_logins(text: str, lowered: str, keys: tuple[str, ...]) -> Iterato
                          end=match.end(2))
         username = None
 
-    for match in _IMAP_LOGIN.finditer(text) if " login " in lowered else ():
+    for match in _IMAP_LOGIN.finditer(text) if b" login " in lowered else ():
         user, password = _imap_unquote(match.group(1)), _imap_unquote(match.group(2))
         if password:
             yield Secret("password", password, match.start(2), "IMAP LOGIN", user or None,
                          end=match.end(2))
 
-    for match in _SASL.finditer(text) if "auth" in lowered else ():
+    for match in _SASL.finditer(text) if b"auth" in lowered else ():
         mechanism = match.group(1).upper()
         if mechanism == "PLAIN":
             start, end, blob = _initial_or_next_line(text, match)
@@ -723,8 +817,8 @@ _COOKIE_PAIR = re.compile(r"[ \t]{0,8}+([^=;\r\n]{1,256}+)=([^;\r\n]{0,4096}+)")
 _ANALYTICS_COOKIES = ("__utm", "_ga", "_gid", "_gat", "_fbp", "_hj")
 
 
-def _scan_http(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
-    for match in _AUTHORIZATION.finditer(text) if "authorization:" in lowered else ():
+def _scan_http(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
+    for match in _AUTHORIZATION.finditer(text) if b"authorization:" in lowered else ():
         header, scheme, credentials = match.group(1), match.group(2), match.group(3)
         start, end = match.span(3)
         scheme_name = scheme.lower()
@@ -742,7 +836,7 @@ def _scan_http(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secre
         elif scheme_name not in ("digest", "negotiate", "ntlm", "mutual", "hoba", "vapid"):
             yield Secret(_shape_kind(credentials, "token"), credentials, start, context, end=end)
 
-    has_cookie = "cookie:" in lowered
+    has_cookie = b"cookie:" in lowered
     for match in _COOKIE.finditer(text) if has_cookie else ():
         line_start = match.start(1)
         for pair in _COOKIE_PAIR.finditer(match.group(1)):
@@ -799,7 +893,7 @@ def _anchored(pattern: re.Pattern[str], text: str, anchor: str, run_chars: froze
         mark = text.find(anchor, mark + 1)
 
 
-def _scan_urls_and_zookeeper(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+def _scan_urls_and_zookeeper(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     for match in _anchored(_URL_USERINFO, text, "://", _SCHEME_CHARS, 31):
         scheme, user, password = match.groups()
         value = _url_decoded(password)
@@ -878,7 +972,7 @@ def _holds_prefix(text: str, separator: str, prefixes: tuple[str, ...]) -> bool:
     return False
 
 
-def _scan_shapes(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+def _scan_shapes(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     if any(_holds_prefix(text, separator, prefixes)
            for separator, prefixes in _TOKEN_PREFIXES.items()):
         yield from _shape(_TOKEN_IN_TEXT, text, "token", "token prefix")
@@ -910,7 +1004,7 @@ _EMAIL = re.compile(
 _LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 
 
-def _scan_emails(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+def _scan_emails(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     for match in _anchored(_EMAIL, text, "@", _LOCAL_CHARS, 64):
         start = match.start()
         end = _declared_end(text, start, match.end())
@@ -951,7 +1045,7 @@ _CARD_GROUPS = {
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-def _scan_cards(text: str, lowered: str, keys: tuple[str, ...]) -> Iterator[Secret]:
+def _scan_cards(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     budget = [_MAX_CARD_TOKENS]
     position = 0
     while True:
@@ -1041,7 +1135,7 @@ def _card_window(tokens: list[tuple[int, str]], sizes: list[int], index: int) ->
     return 0
 
 
-_SCANNERS: tuple[Callable[[str, str, tuple[str, ...]], Iterator[Secret]], ...] = (
+_SCANNERS: tuple[Callable[[str, bytes, tuple[str, ...]], Iterator[Secret]], ...] = (
     _scan_line_logins,
     _scan_http,
     _scan_urls_and_zookeeper,

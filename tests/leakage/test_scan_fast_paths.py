@@ -8,6 +8,8 @@ begin inside an earlier match, separators next to each other.
 
 import re
 
+import pytest
+
 from hypothesis import given, settings, strategies as st
 
 from flinkwire.leakage import scan
@@ -89,3 +91,62 @@ def test_readable_count_is_the_length_of_all_readable_runs(data, min_len):
 def test_prefix_test_agrees_with_a_search_per_prefix(text):
     for separator, prefixes in scan._TOKEN_PREFIXES.items():
         assert scan._holds_prefix(text, separator, prefixes) == any(p in text for p in prefixes)
+
+
+KEY_PIECES = st.sampled_from(["pass", "password", "pwd", "token", "api", "key", "_", "-", ".",
+                              "=", ":", " ", "x", '"', "\x00\x05", "s3cr3t", "PASS", "Pwd",
+                              "private", "access", "apikey", "\n", "\xc4", "basic-auth",
+                              "-params"])
+
+
+def searched_hits(lowered, keys):
+    pattern = scan._key_hit_pattern(keys)
+
+    def search_from(position):
+        hit = pattern.search(lowered, position)
+        return (-1, -1) if hit is None else hit.span()
+
+    return search_from
+
+
+def config_findings(text, keys):
+    data = text.encode("latin-1")
+    return [(s.kind, s.value, s.offset, s.span[1], s.context)
+            for s in scan._scan_config_keys(text, data.translate(scan._LATIN1_LOWER), keys)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts(KEY_PIECES), st.sampled_from([1, 3, 8, 65536]),
+       st.sampled_from([scan._DEFAULT_KEYS, ("pw", "key"), ("pässword",), ("a b", "token")]))
+def test_listed_key_hits_are_the_hits_a_search_from_each_position_finds(text, window, keys):
+    if scan._key_hit_automaton(scan._DEFAULT_KEYS) is None:
+        pytest.skip("ahocorasick_rs is not installed: the search runs as it is")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_HIT_WINDOW", window)
+        listed = config_findings(text, keys)
+        patch.setattr(scan, "_key_hit_finder", searched_hits)
+        assert listed == config_findings(text, keys)
+
+
+def test_keywords_are_found_in_latin1_text_lower_cased_as_python_does():
+    assert scan._LATIN1_LOWER == bytes(range(256)).decode("latin-1").lower().encode("latin-1")
+    found = scan.find_secrets("PÄSSWORD=hunter22".encode("latin-1"), sensitive_keys=("pässword",))
+    assert [s.value for s in found] == ["hunter22"]
+
+
+@settings(max_examples=300, deadline=None)
+# "basic-auth-params" holds two keywords that overlap.
+@given(st.lists(st.sampled_from(["pass", "password", "apikey", "key", "fs.azure.account.key",
+                                 "api", "word", "x", "-", "basic-auth", "-params", "auth"]),
+                max_size=30).map("".join),
+       st.sampled_from([1, 2, 5, 19, 65536]))
+def test_hits_listed_a_window_at_a_time_are_the_hits_of_one_pass(text, window):
+    automaton = scan._key_hit_automaton(scan._DEFAULT_KEYS)
+    if automaton is None:
+        pytest.skip("ahocorasick_rs is not installed")
+    lowered = text.encode()
+    longest = max(map(len, scan._key_words(scan._DEFAULT_KEYS)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_HIT_WINDOW", window)
+        listed = list(scan._listed_hits(automaton, lowered, longest))
+    assert listed == [m.span() for m in scan._key_hit_pattern(scan._DEFAULT_KEYS).finditer(lowered)]
