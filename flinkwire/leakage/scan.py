@@ -1033,29 +1033,43 @@ def _scan_emails(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[S
 
 # A phrase: digit groups joined by single spaces or dashes, as long as it goes.
 _NUMBER_PHRASE = re.compile(r"[0-9]++(?:[ \-][0-9]++)*+")
-# Where a phrase of 13 characters or more can start. Only these positions reach Python:
-# the short numbers of a record stream are most of its numbers, and a pattern that
-# opens with a character class is searched for in C at memory speed, where a
-# look-behind at its front is tried at every position.
-_LONG_PHRASE_START = re.compile(r"[0-9][0-9 \-]{12}")
+# Where a phrase of 13 characters or more can start: a digit, then 12 more phrase
+# characters. Such a run is looked for with bytes.find over a copy in which every
+# phrase character is "0" (it skips 13 bytes a step where nothing matches), and
+# only its first digit is then found with a pattern: the pattern searched for
+# from every position took 187 ms over the 27.5 MB the 100 MB capture scans, the
+# copy and the finds take 35 ms.
+_PHRASE_CLASSES = bytes(0x30 if chr(code) in "0123456789 -" else 0x78 for code in range(256))
+_LONG_PHRASE_RUN = b"0" * 13
+_PHRASE_RUN = re.compile(r"[0-9 \-]*+")
+_DIGIT = re.compile(r"[0-9]")
 _CARD_GROUPS = {
     (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4, 2), (4, 4, 4, 4, 1), (4, 4, 4, 1),
     (4, 4, 4, 2), (4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 5, 6), (5, 5, 5, 4),
 }
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_CARD_FIRST_DIGITS = "23456"
 
 
 def _scan_cards(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     budget = [_MAX_CARD_TOKENS]
+    classes = lowered.translate(_PHRASE_CLASSES)
     position = 0
     while True:
         # The leftmost candidate at or after the end of the last phrase is always the
         # first digit of a phrase: had the phrase begun earlier, the candidate would
         # have matched there, since all of the phrase is made of the candidate's
         # characters. So the phrases read are the ones a scan of every number gives.
-        candidate = _LONG_PHRASE_START.search(text, position)
-        if candidate is None:
+        run_start = classes.find(_LONG_PHRASE_RUN, position)
+        if run_start < 0:
             return
+        # A candidate is a digit with 12 more phrase characters after it: in this
+        # run, any digit up to 13 characters before its end.
+        run_end = _PHRASE_RUN.match(text, run_start).end()
+        candidate = _DIGIT.search(text, run_start, run_end - 12)
+        if candidate is None:
+            position = run_end
+            continue
         phrase = _NUMBER_PHRASE.match(text, candidate.start())
         start, end = phrase.span()
         position = end
@@ -1063,7 +1077,13 @@ def _scan_cards(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Se
             continue
         if not _stands_alone(text, start, end):
             continue
-        yield from _cards_in_phrase(phrase.group(), start, budget)
+        number = phrase.group()
+        if number[0] not in _CARD_FIRST_DIGITS and " " not in number:
+            # One token that cannot open a card (most are 13-digit epoch milliseconds):
+            # what _cards_in_phrase would do with it, without its Python work.
+            budget[0] -= 1
+        else:
+            yield from _cards_in_phrase(number, start, budget)
         if budget[0] <= 0:
             log.warning("card scan stopped after %d digit groups", _MAX_CARD_TOKENS)
             return
@@ -1115,7 +1135,7 @@ def _cards_in_phrase(phrase: str, base: int, budget: list[int]) -> Iterator[Secr
 def _card_window(tokens: list[tuple[int, str]], sizes: list[int], index: int) -> int:
     """How many tokens from `index` on form a card number (0: none starts here)."""
     token = tokens[index][1]
-    if token[0] not in "23456":
+    if token[0] not in _CARD_FIRST_DIGITS:
         return 0
     if sizes[index] < 0:
         groups = tuple(len(g) for g in token.split("-"))

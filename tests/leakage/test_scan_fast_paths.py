@@ -19,7 +19,9 @@ EMAIL_PIECES = st.sampled_from(["a", "b.", "@", "_", "%", "+", "-", "x1", " ", "
 URL_PIECES = st.sampled_from(["://", "a", "b:", "@", "x.y", "1", "+", "/", " ", "pekko.tcp",
                               "u:p@h", "s" * 40])
 NUMBER_PIECES = st.sampled_from(["0", "4111", "1111", " ", "-", "a", ".", "12", "9" * 13,
-                                 "4111 1111 1111 1111", "  "])
+                                 "4111 1111 1111 1111", "  ", "1733350000000", "4111111111111111",
+                                 "4111-1111-1111-1111", " " * 13, "-" * 7, "\xb2",
+                                 "4222222222222"])
 
 
 def texts(pieces):
@@ -49,11 +51,14 @@ def plain_cards(text):
             yield from scan._cards_in_phrase(phrase.group(), start, budget)
 
 
-@settings(max_examples=300, deadline=None)
-@given(texts(NUMBER_PIECES))
-def test_card_scan_reads_the_phrases_a_scan_of_every_number_reads(text):
-    fast = [(s.offset, s.span[1], s.value) for s in scan._scan_cards(text, text, ())]
-    assert fast == [(s.offset, s.span[1], s.value) for s in plain_cards(text)]
+@settings(max_examples=400, deadline=None)
+@given(texts(NUMBER_PIECES), st.sampled_from([1, 2, 3, 5, scan._MAX_CARD_TOKENS]))
+def test_card_scan_reads_the_phrases_a_scan_of_every_number_reads(text, budget):
+    lowered = text.encode("latin-1").translate(scan._LATIN1_LOWER)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_MAX_CARD_TOKENS", budget)
+        fast = [(s.offset, s.span[1], s.value) for s in scan._scan_cards(text, lowered, ())]
+        assert fast == [(s.offset, s.span[1], s.value) for s in plain_cards(text)]
 
 
 def test_cards_after_short_numbers_and_separators_are_found():
