@@ -946,8 +946,9 @@ def _declared_end(text: str, start: int, end: int) -> int:
     return end
 
 
-def _shape(pattern: re.Pattern[str], text: str, kind: str, context: str) -> Iterator[Secret]:
-    for match in pattern.finditer(text):
+def _shape(pattern: re.Pattern[str], text: str, kind: str, context: str,
+           matches: Iterator[re.Match] | None = None) -> Iterator[Secret]:
+    for match in pattern.finditer(text) if matches is None else matches:
         start = match.start()
         end = _declared_end(text, start, match.end())
         value = text[start:end]
@@ -972,9 +973,42 @@ def _holds_prefix(text: str, separator: str, prefixes: tuple[str, ...]) -> bool:
     return False
 
 
+@functools.cache
+def _token_prefix_automaton():
+    if ahocorasick_rs is None:
+        return None
+    prefixes = [prefix.encode() for group in _TOKEN_PREFIXES.values() for prefix in group]
+    return ahocorasick_rs.BytesAhoCorasick(
+        prefixes, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST), max(map(len, prefixes))
+
+
+_ALL_TOKEN_PREFIXES = frozenset(p for group in _TOKEN_PREFIXES.values() for p in group)
+
+
+def _token_matches(text: str, lowered: bytes) -> Iterator[re.Match]:
+    """What `_TOKEN_IN_TEXT.finditer(text)` gives, tried only where a prefix is.
+
+    Replaces a test per separator in Python (_holds_prefix, 137 ms on the 31 MB
+    the 100 MB capture scans, none of it holding a prefix) and then the pattern
+    tried at every position: the prefixes are found by an Aho-Corasick automaton
+    over the lower-cased copy (6 ms). No prefix overlaps another or itself (a
+    test holds that), so the automaton, which lists hits each from the end of the
+    one before, lists them all. The pattern itself then rejects a prefix in
+    another case, and one inside a token already found (its look-behind).
+    """
+    automaton, longest = _token_prefix_automaton()
+    for start, _ in _listed_hits(automaton, lowered, longest):
+        match = _TOKEN_IN_TEXT.match(text, start)
+        if match is not None:
+            yield match
+
+
 def _scan_shapes(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
-    if any(_holds_prefix(text, separator, prefixes)
-           for separator, prefixes in _TOKEN_PREFIXES.items()):
+    if _token_prefix_automaton() is not None:
+        yield from _shape(_TOKEN_IN_TEXT, text, "token", "token prefix",
+                          _token_matches(text, lowered))
+    elif any(_holds_prefix(text, separator, prefixes)
+             for separator, prefixes in _TOKEN_PREFIXES.items()):
         yield from _shape(_TOKEN_IN_TEXT, text, "token", "token prefix")
     if "AKIA" in text or "ASIA" in text:
         yield from _shape(_AWS_KEY, text, "aws-access-key", "AWS access key id")

@@ -155,3 +155,31 @@ def test_hits_listed_a_window_at_a_time_are_the_hits_of_one_pass(text, window):
         patch.setattr(scan, "_HIT_WINDOW", window)
         listed = list(scan._listed_hits(automaton, lowered, longest))
     assert listed == [m.span() for m in scan._key_hit_pattern(scan._DEFAULT_KEYS).finditer(lowered)]
+
+
+TOKEN_PIECES = st.sampled_from(["tok_", "TOK_", "ghp_", "Ghp_", "xoxb-", "glpat-", "hf_", "npm",
+                                "_", "-", "a", "Z9", "abcdef", "sk_test_", "github_pat_", " ",
+                                "x" * 250, "="])
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts(TOKEN_PIECES), st.sampled_from([1, 4, 65536]))
+def test_token_matches_equal_the_plain_scan(text, window):
+    if scan._token_prefix_automaton() is None:
+        pytest.skip("ahocorasick_rs is not installed: the plain scan runs")
+    lowered = text.encode("latin-1").translate(scan._LATIN1_LOWER)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_HIT_WINDOW", window)
+        fast = [m.span() for m in scan._token_matches(text, lowered)]
+    assert fast == [m.span() for m in scan._TOKEN_IN_TEXT.finditer(text)]
+
+
+def test_no_token_prefix_overlaps_another_or_itself():
+    # What lets the automaton's hits, each listed from the end of the one
+    # before, be every place a prefix is.
+    prefixes = sorted(scan._ALL_TOKEN_PREFIXES)
+    for first in prefixes:
+        for second in prefixes:
+            for shift in range(0 if first != second else 1, len(first)):
+                tail = first[shift:]
+                assert not (second.startswith(tail) or tail.startswith(second)), (first, second)
