@@ -279,11 +279,15 @@ _PLACEHOLDERS = {"", "null", "none", "nil", "true", "false", "undefined", "<hidd
                  "<redacted>", "[redacted]", "redacted", "hidden"}
 
 
+_MASK_CHARS = frozenset("*xX•")
+
+
 def _is_placeholder(value: str) -> bool:
     stripped = value.strip()
     if stripped.lower() in _PLACEHOLDERS:
         return True
-    if set(stripped) <= {"*", "x", "X", "•"} and len(stripped) >= 3:
+    # The first character settles most values without a set of all of them.
+    if stripped[:1] in _MASK_CHARS and set(stripped) <= _MASK_CHARS and len(stripped) >= 3:
         return True
     return stripped.startswith("${") or stripped.startswith("{{")
 
@@ -317,7 +321,8 @@ _MAX_CARD_TOKENS = 50_000
 _MAX_ZK_PACKETS = 10_000
 
 
-def _key_words(keys: tuple[str, ...]) -> list[bytes]:
+@functools.lru_cache(maxsize=32)
+def _key_words(keys: tuple[str, ...]) -> tuple[bytes, ...]:
     """The keywords a key is found by, as Latin-1 bytes, longest first.
 
     A key with a character outside Latin-1 can never be in Latin-1 text, so it
@@ -328,7 +333,7 @@ def _key_words(keys: tuple[str, ...]) -> list[bytes]:
             words.add(word.encode("latin-1"))
         except UnicodeEncodeError:
             continue
-    return sorted(words, key=len, reverse=True)
+    return tuple(sorted(words, key=len, reverse=True))
 
 
 @functools.lru_cache(maxsize=32)
@@ -380,7 +385,7 @@ def _key_hit_finder(lowered: bytes, keys: tuple[str, ...]) -> Callable[[int], tu
 
         return search_from
 
-    hits = _listed_hits(automaton, lowered, max(map(len, _key_words(keys))))
+    hits = _listed_hits(automaton, lowered, len(_key_words(keys)[0]))
     hit: tuple[int, int] | None = (-1, -1)
 
     def first_from(position: int) -> tuple[int, int]:
