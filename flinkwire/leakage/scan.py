@@ -63,11 +63,21 @@ MAX_VALUE = 512
 # readable runs
 
 
+# Readable runs are found in a copy of the data in which every readable byte is
+# 01 and every other byte 00: a pattern that opens with `min_len` literal bytes is
+# searched for in C at memory speed, where the plain one,
+# `(?<![\t\n\r\x20-\x7e])[\t\n\r\x20-\x7e]{8,}+`, was tried at every
+# position. readable_count over the 37.7 MB the 100 MB capture counts: 245 ms
+# before, 85 ms with the copy.
+_READABLE_CLASSES = bytes(1 if code in b"\t\n\r" or 0x20 <= code <= 0x7e else 0
+                          for code in range(256))
+
+
 @functools.lru_cache(maxsize=16)
 def _run_pattern(min_len: int) -> re.Pattern[bytes]:
-    # The length bound in the pattern keeps the many short runs of binary data in C.
-    # The look-behind keeps a run from being found again from inside itself.
-    return re.compile(rb"(?<![\t\n\r\x20-\x7e])[\t\n\r\x20-\x7e]{%d,}+" % min_len)
+    # A run is taken whole (possessive) and the search goes on from the unreadable
+    # byte after it, so no run is found again from inside itself.
+    return re.compile(b"\x01" * min_len + b"\x01*+")
 
 
 _SPLIT_AT = re.compile(r"[\s,;&]")
@@ -89,9 +99,9 @@ def readable_runs(data: bytes, min_len: int = 8, max_runs: int = 10_000) -> list
     runs: list[tuple[int, str]] = []
     if max_runs <= 0:
         return runs
-    for match in _run_pattern(min_len).finditer(buffer):
-        start = match.start()
-        text = match.group().decode("ascii")
+    for match in _run_pattern(min_len).finditer(buffer.translate(_READABLE_CLASSES)):
+        start, end = match.span()
+        text = buffer[start:end].decode("ascii")
         for piece_start, piece in _split_run(text):
             runs.append((start + piece_start, piece))
             if len(runs) >= max_runs:
@@ -103,7 +113,8 @@ def readable_count(data: bytes, min_len: int = 8) -> int:
     """How many bytes of `data` lie in readable runs of at least `min_len` characters
     (all of them: unlike `readable_runs`, nothing is cut off, nothing is decoded)."""
     # findall and map keep the loop over the (many) runs in C.
-    return sum(map(len, _run_pattern(max(1, int(min_len))).findall(_as_bytes(data))))
+    classes = _as_bytes(data).translate(_READABLE_CLASSES)
+    return sum(map(len, _run_pattern(max(1, int(min_len))).findall(classes)))
 
 
 def _split_run(text: str) -> Iterator[tuple[int, str]]:

@@ -183,3 +183,15 @@ def test_no_token_prefix_overlaps_another_or_itself():
             for shift in range(0 if first != second else 1, len(first)):
                 tail = first[shift:]
                 assert not (second.startswith(tail) or tail.startswith(second)), (first, second)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"\x00", b"\x7f", b"\x1f", b"\xff", b"a", b" ", b"\t", b"\r\n",
+                                 b"~", b"x" * 9, b"y" * 700]), max_size=40).map(b"".join),
+       st.integers(min_value=1, max_value=12))
+def test_readable_runs_are_the_runs_of_the_plain_pattern(data, min_len):
+    plain = re.compile(rb"(?<![\t\n\r\x20-\x7e])[\t\n\r\x20-\x7e]{%d,}+" % min_len)
+    expected = [(m.start() + offset, piece) for m in plain.finditer(data)
+                for offset, piece in scan._split_run(m.group().decode("ascii"))]
+    assert scan.readable_runs(data, min_len, max_runs=10**6) == expected
+    assert scan.readable_count(data, min_len) == sum(len(m.group()) for m in plain.finditer(data))
