@@ -321,7 +321,8 @@ _NOT_SECRET_PARTS = {
     "location", "algorithm", "renewal", "renewer", "policy", "mode", "format",
     "name", "names", "prefix", "required", "kind", "interval", "hint", "uri", "url",
 }
-_SPACES = " \t"
+# Up to 3 blanks around a key's separator.
+_SPACES_AFTER_KEY = re.compile(r"[ \t]{0,3}+")
 
 
 # Per-call budgets for the scanners that do Python work per candidate; only
@@ -566,7 +567,7 @@ def _value_after_key(text: str, start: int, end: int) -> _Value | None:
     position = end
     if quote and position < length and text[position] == quote:
         position += 1
-    position = _skip(text, position, _SPACES, 3)
+    position = _SPACES_AFTER_KEY.match(text, position).end()
     if position >= length:
         return None
     separator = text[position]
@@ -600,7 +601,7 @@ def _value_after_key(text: str, start: int, end: int) -> _Value | None:
     position += 1
     if separator == ":" and position < length and text[position] == "=":
         position += 1
-    position = _skip(text, position, _SPACES, 3)
+    position = _SPACES_AFTER_KEY.match(text, position).end()
     if position >= length:
         return None
     form = "json" if quote == '"' and separator == ":" else separator
@@ -711,11 +712,6 @@ def _quoted(text: str, position: int) -> tuple[int, int, str] | None:
     return match.start(1), match.end(1), value
 
 
-def _skip(text: str, position: int, chars: str, most: int) -> int:
-    stop = min(len(text), position + most)
-    while position < stop and text[position] in chars:
-        position += 1
-    return position
 
 
 def _url_decoded(value: str) -> str:
@@ -1057,26 +1053,31 @@ _LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 def _scan_emails(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Secret]:
     for match in _anchored(_EMAIL, text, "@", _LOCAL_CHARS, 64):
         start = match.start()
+        # scheme://user@host is a URL's authority, e.g. pekko.tcp://flink@host:6123
+        if text[max(0, start - 2):start] == "//":
+            continue
         end = _declared_end(text, start, match.end())
         if end != match.end():
             match = _EMAIL.fullmatch(text, start, end)
             if match is None:
                 continue
-        local, domain = match.group(1), match.group(2)
-        # scheme://user@host is a URL's authority, e.g. pekko.tcp://flink@host:6123
-        if text[max(0, start - 2):start] == "//":
-            continue
-        if local.startswith(".") or local.endswith(".") or ".." in local:
-            continue
-        labels = domain.split(".")
-        tld = labels[-1]
-        # A real top-level domain is letters in one case; "w@7.RjH" is noise
-        # (found in TLS ciphertext, for one).
-        if not (2 <= len(tld) <= 24 and tld.isalpha() and (tld.islower() or tld.isupper())):
-            continue
-        if any(not label or label[0] == "-" or label[-1] == "-" for label in labels):
-            continue
-        yield Secret("email", match.group(), start, "e-mail address", end=match.end())
+        if _plausible_address(match.group(1), match.group(2)):
+            yield Secret("email", match.group(), start, "e-mail address", end=match.end())
+
+
+@functools.lru_cache(maxsize=4096)
+def _plausible_address(local: str, domain: str) -> bool:
+    # Remembered: a stream repeats its addresses (the 100 MB capture has 20,000
+    # e-mail findings), and this is most of the Python work per address.
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    labels = domain.split(".")
+    tld = labels[-1]
+    # A real top-level domain is letters in one case; "w@7.RjH" is noise
+    # (found in TLS ciphertext, for one).
+    if not (2 <= len(tld) <= 24 and tld.isalpha() and (tld.islower() or tld.isupper())):
+        return False
+    return not any(not label or label[0] == "-" or label[-1] == "-" for label in labels)
 
 
 # --- payment card numbers ---------------------------------------------------------
