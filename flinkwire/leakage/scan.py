@@ -209,7 +209,11 @@ def find_secrets(
     keys = _normalise_keys(sensitive_keys)
 
     found: dict[tuple[int, int, str], Secret] = {}
+    present = _gate_words_in(lowered)
     for scanner in _SCANNERS:
+        gate = _GATES.get(scanner)
+        if gate is not None and present.isdisjoint(gate):
+            continue
         try:
             count = 0
             for secret in scanner(text, lowered, keys):
@@ -398,18 +402,19 @@ def _key_hit_finder(lowered: bytes, keys: tuple[str, ...]) -> Callable[[int], tu
         return search_from
 
     hits = _listed_hits(automaton, lowered, len(_key_words(keys)[0]))
-    hit: tuple[int, int] | None = (-1, -1)
+    hit: tuple[int, int, int] | None = (-1, -1, -1)
 
     def first_from(position: int) -> tuple[int, int]:
         nonlocal hit
-        while hit is not None and hit[0] < position:
+        while hit is not None and hit[1] < position:
             hit = next(hits, None)
-        return (-1, -1) if hit is None else hit
+        return (-1, -1) if hit is None else hit[1:]
 
     return first_from
 
 
-def _listed_hits(automaton, lowered: bytes, longest: int) -> Iterator[tuple[int, int]]:
+def _listed_hits(automaton, lowered: bytes, longest: int) -> Iterator[tuple[int, int, int]]:
+    """(word index, start, end) of the automaton's hits in `lowered`."""
     # A window reaches `longest - 1` bytes past its stop, so a keyword that starts
     # before the stop is whole in it and the hits that start there are the ones a
     # pass over all of `lowered` gives.
@@ -418,11 +423,11 @@ def _listed_hits(automaton, lowered: bytes, longest: int) -> Iterator[tuple[int,
     while start < len(lowered):
         stop = start + _HIT_WINDOW
         following = stop
-        for _, hit_start, hit_end in automaton.find_matches_as_indexes(
+        for word, hit_start, hit_end in automaton.find_matches_as_indexes(
                 view[start:stop + longest - 1]):
             if start + hit_start >= stop:
                 break
-            yield start + hit_start, start + hit_end
+            yield word, start + hit_start, start + hit_end
             following = max(stop, start + hit_end)
         start = following
 
@@ -1009,7 +1014,7 @@ def _token_matches(text: str, lowered: bytes) -> Iterator[re.Match]:
     another case, and one inside a token already found (its look-behind).
     """
     automaton, longest = _token_prefix_automaton()
-    for start, _ in _listed_hits(automaton, lowered, longest):
+    for _, start, _ in _listed_hits(automaton, lowered, longest):
         match = _TOKEN_IN_TEXT.match(text, start)
         if match is not None:
             yield match
@@ -1215,3 +1220,36 @@ _SCANNERS: tuple[Callable[[str, bytes, tuple[str, ...]], Iterator[Secret]], ...]
     _scan_emails,
     _scan_cards,
 )
+
+# Words without one of which a scanner can find nothing; it still tests for the
+# longer words it needs ("authorization:", " login "). The scanners that test for
+# them most often find none: one automaton pass over the 27.5 MB the 100 MB capture
+# scans takes 3 ms, the five substring tests took 68 ms. No word overlaps another
+# or itself (a test holds that), so the automaton, which lists each hit from the
+# end of the one before, finds every word that is there.
+_GATE_WORDS = (b"pass ", b"login ", b"auth", b"cookie:")
+_GATES = {
+    _scan_line_logins: frozenset({b"pass ", b"login ", b"auth"}),
+    _scan_http: frozenset({b"auth", b"cookie:"}),
+}
+
+
+@functools.cache
+def _gate_automaton():
+    if ahocorasick_rs is None:
+        return None
+    return ahocorasick_rs.BytesAhoCorasick(
+        _GATE_WORDS, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
+
+
+def _gate_words_in(lowered: bytes) -> set[bytes]:
+    """Which of `_GATE_WORDS` are in `lowered`."""
+    automaton = _gate_automaton()
+    if automaton is None:
+        return {word for word in _GATE_WORDS if word in lowered}
+    present = set()
+    for word, _, _ in _listed_hits(automaton, lowered, max(map(len, _GATE_WORDS))):
+        present.add(_GATE_WORDS[word])
+        if len(present) == len(_GATE_WORDS):
+            break
+    return present

@@ -153,7 +153,7 @@ def test_hits_listed_a_window_at_a_time_are_the_hits_of_one_pass(text, window):
     longest = max(map(len, scan._key_words(scan._DEFAULT_KEYS)))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scan, "_HIT_WINDOW", window)
-        listed = list(scan._listed_hits(automaton, lowered, longest))
+        listed = [(start, end) for _, start, end in scan._listed_hits(automaton, lowered, longest)]
     assert listed == [m.span() for m in scan._key_hit_pattern(scan._DEFAULT_KEYS).finditer(lowered)]
 
 
@@ -174,15 +174,44 @@ def test_token_matches_equal_the_plain_scan(text, window):
     assert fast == [m.span() for m in scan._TOKEN_IN_TEXT.finditer(text)]
 
 
-def test_no_token_prefix_overlaps_another_or_itself():
-    # What lets the automaton's hits, each listed from the end of the one
-    # before, be every place a prefix is.
-    prefixes = sorted(scan._ALL_TOKEN_PREFIXES)
-    for first in prefixes:
-        for second in prefixes:
+def assert_no_overlaps(words):
+    # What lets an automaton's hits, each listed from the end of the one before,
+    # be every place each word is.
+    for first in words:
+        for second in words:
             for shift in range(0 if first != second else 1, len(first)):
                 tail = first[shift:]
                 assert not (second.startswith(tail) or tail.startswith(second)), (first, second)
+
+
+def test_no_token_prefix_or_gate_word_overlaps_another_or_itself():
+    assert_no_overlaps(sorted(scan._ALL_TOKEN_PREFIXES))
+    assert_no_overlaps(scan._GATE_WORDS)
+
+
+GATE_PIECES = st.sampled_from(["pass", " ", "login", "LOGIN", "au", "th", "auth", "cookie", ":",
+                               "Cookie:", "x", "\n", "authorization:", "pas", "s "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts(GATE_PIECES), st.sampled_from([1, 3, 65536]))
+def test_gate_words_are_the_words_a_substring_test_finds(text, window):
+    lowered = text.encode("latin-1").translate(scan._LATIN1_LOWER)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_HIT_WINDOW", window)
+        present = scan._gate_words_in(lowered)
+    assert present == {word for word in scan._GATE_WORDS if word in lowered}
+
+
+def test_each_gate_holds_the_words_its_scanner_tests_for():
+    # A scanner is skipped when none of its gate words is there: each of the
+    # substrings it tests for itself must hold one of them.
+    import inspect
+    for scanner, gate in scan._GATES.items():
+        tested = re.findall(r'b"([^"]+)" in lowered', inspect.getsource(scanner))
+        assert tested
+        for needle in tested:
+            assert any(word.decode() in needle for word in gate), (scanner.__name__, needle)
 
 
 @settings(max_examples=200, deadline=None)
