@@ -165,12 +165,12 @@ TOKEN_PIECES = st.sampled_from(["tok_", "TOK_", "ghp_", "Ghp_", "xoxb-", "glpat-
 @settings(max_examples=400, deadline=None)
 @given(texts(TOKEN_PIECES), st.sampled_from([1, 4, 65536]))
 def test_token_matches_equal_the_plain_scan(text, window):
-    if scan._token_prefix_automaton() is None:
+    if scan._shape_automaton() is None:
         pytest.skip("ahocorasick_rs is not installed: the plain scan runs")
     lowered = text.encode("latin-1").translate(scan._LATIN1_LOWER)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scan, "_HIT_WINDOW", window)
-        fast = [m.span() for m in scan._token_matches(text, lowered)]
+        fast = [m.span() for m in scan._token_matches(text, lowered, set())]
     assert fast == [m.span() for m in scan._TOKEN_IN_TEXT.finditer(text)]
 
 
@@ -185,7 +185,7 @@ def assert_no_overlaps(words):
 
 
 def test_no_token_prefix_or_gate_word_overlaps_another_or_itself():
-    assert_no_overlaps(sorted(scan._ALL_TOKEN_PREFIXES))
+    assert_no_overlaps(sorted(scan._ALL_TOKEN_PREFIXES) + [w.decode() for w in scan._SHAPE_WORDS])
     assert_no_overlaps(scan._GATE_WORDS)
 
 
@@ -224,3 +224,31 @@ def test_readable_runs_are_the_runs_of_the_plain_pattern(data, min_len):
                 for offset, piece in scan._split_run(m.group().decode("ascii"))]
     assert scan.readable_runs(data, min_len, max_runs=10**6) == expected
     assert scan.readable_count(data, min_len) == sum(len(m.group()) for m in plain.finditer(data))
+
+
+SHAPE_PIECES = st.sampled_from(["AKIAABCDEFGHIJKLMNOP", "ASIAABCDEFGHIJKLMNOP", "akia", "AKIA",
+                                "eyJhbGciOi.eyJzdWIi.c2ln", "EYJ", "eyJ", ".",
+                                "-----BEGIN RSA PRIVATE KEY-----", "-----begin private key-----",
+                                "-----END PRIVATE KEY-----", "PRIVATE ", "tok_abcdef12", " ", "-"])
+
+
+def plain_shapes(text):
+    yield from scan._shape(scan._TOKEN_IN_TEXT, text, "token", "token prefix")
+    yield from scan._shape(scan._AWS_KEY, text, "aws-access-key", "AWS access key id")
+    yield from scan._shape(scan._JWT, text, "jwt", "JWT")
+    end = 0
+    while (begin := scan._PEM_BEGIN.search(text, end)) is not None:
+        close = scan._PEM_END.search(text, begin.end(), begin.end() + scan._PEM_MAX)
+        end = close.end() if close else min(len(text), begin.end() + scan._PEM_MAX)
+        yield scan.Secret("private-key", text[begin.start():end], begin.start(), begin.group(),
+                          end=end)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts(SHAPE_PIECES), st.sampled_from([2, 65536]))
+def test_shape_scan_with_its_words_gated_finds_what_the_plain_scan_finds(text, window):
+    lowered = text.encode("latin-1").translate(scan._LATIN1_LOWER)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_HIT_WINDOW", window)
+        gated = list(scan._scan_shapes(text, lowered, scan._DEFAULT_KEYS))
+    assert gated == list(plain_shapes(text))
