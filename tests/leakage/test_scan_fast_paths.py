@@ -17,7 +17,7 @@ from flinkwire.leakage import scan
 EMAIL_PIECES = st.sampled_from(["a", "b.", "@", "_", "%", "+", "-", "x1", " ", "\x00",
                                 ".com", "@@", "..", "A" * 70])
 URL_PIECES = st.sampled_from(["://", "a", "b:", "@", "x.y", "1", "+", "/", " ", "pekko.tcp",
-                              "u:p@h", "s" * 40])
+                              "u:p@h", "s" * 40, "flink@h", ":", "p" * 130])
 NUMBER_PIECES = st.sampled_from(["0", "4111", "1111", " ", "-", "a", ".", "12", "9" * 13,
                                  "4111 1111 1111 1111", "  ", "1733350000000", "4111111111111111",
                                  "4111-1111-1111-1111", " " * 13, "-" * 7, "\xb2",
@@ -38,8 +38,8 @@ def test_email_matches_equal_the_plain_scan(text):
 @settings(max_examples=300, deadline=None)
 @given(texts(URL_PIECES))
 def test_url_matches_equal_the_plain_scan(text):
-    fast = [m.span() for m in
-            scan._anchored(scan._URL_USERINFO, text, "://", scan._SCHEME_CHARS, 31)]
+    fast = [m.span() for m in scan._anchored(scan._URL_USERINFO, text, "://", scan._SCHEME_CHARS,
+                                             31, scan._USERINFO_AFTER_SCHEME)]
     assert fast == [m.span() for m in scan._URL_USERINFO.finditer(text)]
 
 
