@@ -17,6 +17,11 @@ config-key scanner walks by hand and never revisits an identifier. Nothing here
 raises on any input; a scanner that fails on an input it was not written for is
 logged and skipped.
 
+Fixed words (config keywords, token prefixes, the words a scanner cannot do
+without) are found in one pass each by Aho-Corasick automata (ahocorasick_rs)
+over a lower-cased bytes copy, a window at a time; without that package the
+plain searches run. Both give the same findings (tests/leakage/test_scan_fast_paths.py).
+
 Limits: a secret is found only in forms listed in `find_secrets`; values longer
 than the bounds below (512 characters for most values) are cut; a card number is
 found only when it stands alone as its own number (and, without group
