@@ -118,3 +118,13 @@ def test_hosts_from_roles():
                           ("192.0.2.30", "external")}
     jm = next(r for r in rows if r["component"] == "jobmanager")
     assert "serves jobmanager-rpc on port 6123 (flow R)" in jm["evidence"]
+
+
+def test_host_memo_answers_what_host_answers():
+    from flinkwire.flink import roles
+
+    host = roles._host_memo()
+    texts = ["10.0.0.1", "10.0.0.1", "::1", "0:0::1", "jm.local", "", None, 1, 1.0, True,
+             167772161, "167772161", "10.0.0.1 ", ["10.0.0.1"]]
+    for text in texts + texts[::-1]:
+        assert host(text) == roles._host(text)
