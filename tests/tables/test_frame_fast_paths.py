@@ -8,9 +8,11 @@ set, rows of mixed kinds, columns whose values pandas converts (None in a string
 column, ints in a float column).
 """
 
+import gc
 import math
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from flinkwire.tables import analysis as an
@@ -123,3 +125,25 @@ def test_columns_as_read_of_an_empty_frame_are_empty():
 def test_fixed_rows_are_fixed_row_instances():
     # The fast paths recognise rows by this class: FlowRow must stay one.
     assert issubclass(FlowRow, FixedRow) and issubclass(Pair, FixedRow)
+
+
+def test_table_building_leaves_the_garbage_collector_as_it_found_it(monkeypatch):
+    seen = []
+    monkeypatch.setattr(an.Analysis, "_build", lambda self, *args: seen.append(gc.isenabled()))
+    enabled = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            an.Analysis([], None, None, None, None, False)
+            assert gc.isenabled() is state
+        assert seen == [False, False]
+
+        def fails(self, *args):
+            raise RuntimeError("a table could not be built")
+        monkeypatch.setattr(an.Analysis, "_build", fails)
+        gc.enable()
+        with pytest.raises(RuntimeError):
+            an.Analysis([], None, None, None, None, False)
+        assert gc.isenabled()
+    finally:
+        (gc.enable if enabled else gc.disable)()
