@@ -47,6 +47,8 @@ CHANNEL_COLUMNS = ["role", "group", "flows", "bytes", "tls_flows", "plaintext_fl
                    "opaque_flows", "no_payload_flows", "tls_share", "plaintext_share",
                    "readable"]
 
+CHANNEL_READS = ("flow_id", "role", "verdict", "bytes_c2s", "bytes_s2c")
+
 SEVERITY_OF_KIND = {
     "card-number": "high", "password": "high", "config-secret": "high", "token": "high",
     "api-key": "high", "bearer-token": "high", "basic-auth": "high", "cookie": "medium",
@@ -171,6 +173,9 @@ class Analysis:
         # those rows become frames and go.
         self.verdict = self._cluster_verdict(flows, rows.tls)
         findings = self._findings(flows, rows, role_of, rows.tls)
+        # Only what _channels reads is kept while the findings become a frame, the
+        # peak of this step (8.8 MiB traced on the 100 MB capture, 9.2 at main).
+        flows = {name: flows[name] for name in CHANNEL_READS}
         self.findings = _frame_of_tuples(findings, FINDING_COLUMNS)
         rows.findings = []
         read = _columns_as_read(self.findings, ("flow_id", "kind"), findings)
