@@ -51,7 +51,8 @@ except ImportError:  # an environment set up before it was a dependency
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Secret", "find_secrets", "readable_runs", "readable_count", "DEFAULT_SENSITIVE_KEYS"]
+__all__ = ["Secret", "SecretScan", "find_secrets", "scan_secrets", "readable_runs",
+           "readable_count", "DEFAULT_SENSITIVE_KEYS", "MAX_SPAN"]
 
 # The substrings Flink's GlobalConfiguration.isSensitive looks for in a lower-cased
 # key (the union over 1.15 - 2.3): Flink masks those keys in REST output only, so
@@ -179,6 +180,30 @@ class Secret:
         return self.offset, end
 
 
+class SecretScan(NamedTuple):
+    """What `scan_secrets` found, and how far that is the whole story.
+
+    `secrets`: every secret found, in offset order (each scanner gives at most
+    `max_findings`). `complete_to`: every secret the scanners would find in the
+    data that starts before this offset is in `secrets`; it is the data's length
+    unless a scanner stopped early (a budget against hostile input, its
+    `max_findings`, or a bug). A caller that shows text past `complete_to` must
+    scan that text again or withhold it.
+    """
+
+    secrets: list
+    complete_to: int
+
+
+class _Stopped(Exception):
+    """Raised by a scanner that stops at a budget: it found every secret that starts
+    before `offset`, and may have missed the later ones."""
+
+    def __init__(self, offset: int):
+        super().__init__(offset)
+        self.offset = offset
+
+
 def find_secrets(
     data: bytes,
     *,
@@ -200,11 +225,25 @@ def find_secrets(
     PEM private keys, e-mail addresses and Luhn-valid card numbers that stand
     alone. Flink's mask `******` and other placeholders are not secrets.
 
-    Refuses nothing: input that is not bytes-like gives an empty list.
+    Refuses nothing: input that is not bytes-like gives an empty list. The list
+    can miss secrets past a point where a scanner stopped early; `scan_secrets`
+    says where that is.
     """
+    return scan_secrets(data, sensitive_keys=sensitive_keys,
+                        max_findings=max_findings).secrets[:max(0, max_findings)]
+
+
+def scan_secrets(
+    data: bytes,
+    *,
+    sensitive_keys: tuple[str, ...] = DEFAULT_SENSITIVE_KEYS,
+    max_findings: int = 10_000,
+) -> SecretScan:
+    """The secrets of `find_secrets`, not cut to `max_findings` in all (each scanner
+    still stops at `max_findings`), with the offset up to which they are complete."""
     buffer = _as_bytes(data)
     if not buffer or max_findings <= 0:
-        return []
+        return SecretScan([], 0)
     text = buffer.decode("latin-1")
     # Latin-1 lower-casing keeps every index (no character of U+0000-U+00FF
     # lower-cases to more than one), so offsets found in it are offsets in `text`.
@@ -214,6 +253,7 @@ def find_secrets(
     keys = _normalise_keys(sensitive_keys)
 
     found: dict[tuple[int, int, str], Secret] = {}
+    complete_to = len(text)
     present = _gate_words_in(lowered)
     for scanner in _SCANNERS:
         gate = _GATES.get(scanner)
@@ -230,13 +270,20 @@ def find_secrets(
                     found[slot] = secret
                     count += 1
                 if count >= max_findings:
+                    # A scanner that yields in offset order has found every secret
+                    # up to this one; of the others nothing later can be vouched for.
+                    stop = secret.offset + 1 if scanner in _IN_OFFSET_ORDER else 0
+                    complete_to = min(complete_to, stop)
                     break
+        except _Stopped as stopped:
+            complete_to = min(complete_to, stopped.offset)
         except Exception:  # a scanner bug must not cost the other scanners' findings
             log.exception("secret scanner %s failed; its later findings are lost",
                           scanner.__name__)
+            complete_to = 0
 
     ordered = sorted(found.values(), key=lambda s: (s.offset, s.span[1], s.kind, s.value))
-    return ordered[:max_findings]
+    return SecretScan(ordered, max(0, complete_to))
 
 
 def _normalise_keys(sensitive_keys: object) -> tuple[str, ...]:
@@ -492,7 +539,7 @@ def _scan_config_keys(text: str, lowered: bytes, keys: tuple[str, ...]) -> Itera
         if budget <= 0:
             log.warning("config-key scan stopped after %d keyword hits without a value",
                         _MAX_KEY_HITS)
-            return
+            raise _Stopped(position)
         hit_start, hit_end = first_hit_from(position)
         if hit_start < 0:
             return
@@ -946,6 +993,9 @@ def _scan_urls_and_zookeeper(text: str, lowered: bytes, keys: tuple[str, ...]) -
                     yield Secret("password", password, start + len(user) + 1,
                                  "ZooKeeper digest auth", user or None, end=start + length)
         position = text.find(_ZK_DIGEST, length_at)
+    if position >= 0:
+        log.warning("ZooKeeper auth scan stopped after %d packets", _MAX_ZK_PACKETS)
+        raise _Stopped(position)
 
 
 # --- shapes: tokens, AWS keys, JWTs, private keys --------------------------------
@@ -1168,7 +1218,8 @@ def _scan_cards(text: str, lowered: bytes, keys: tuple[str, ...]) -> Iterator[Se
             yield from _cards_in_phrase(number, start, budget)
         if budget[0] <= 0:
             log.warning("card scan stopped after %d digit groups", _MAX_CARD_TOKENS)
-            return
+            # Cards of this phrase past the budget were not read.
+            raise _Stopped(start)
 
 
 def _stands_alone(text: str, start: int, end: int) -> bool:
@@ -1246,6 +1297,15 @@ _SCANNERS: tuple[Callable[[str, bytes, tuple[str, ...]], Iterator[Secret]], ...]
     _scan_emails,
     _scan_cards,
 )
+
+# Scanners whose secrets come in offset order (one pass, left to right), so one cut
+# at `max_findings` has missed only secrets that start later.
+_IN_OFFSET_ORDER = frozenset({_scan_emails, _scan_cards})
+
+# The longest span a scanner returns: a PEM key (its BEGIN line, at most 84
+# characters, then up to _PEM_MAX to the end of its END line). A JWT is at most
+# 24,584 characters, an Authorization or Cookie value 8,192, a config value 1,024.
+MAX_SPAN = 84 + _PEM_MAX
 
 # Words without one of which a scanner can find nothing; it still tests for the
 # longer words it needs ("authorization:", " login "). The scanners that test for

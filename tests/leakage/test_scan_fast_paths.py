@@ -57,7 +57,12 @@ def test_card_scan_reads_the_phrases_a_scan_of_every_number_reads(text, budget):
     lowered = text.encode("latin-1").translate(scan._LATIN1_LOWER)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scan, "_MAX_CARD_TOKENS", budget)
-        fast = [(s.offset, s.span[1], s.value) for s in scan._scan_cards(text, lowered, ())]
+        fast = []
+        try:  # a scan stopped at its budget says so, after the cards it read
+            for s in scan._scan_cards(text, lowered, ()):
+                fast.append((s.offset, s.span[1], s.value))
+        except scan._Stopped:
+            pass
         assert fast == [(s.offset, s.span[1], s.value) for s in plain_cards(text)]
 
 
