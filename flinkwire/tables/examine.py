@@ -927,7 +927,8 @@ class _TailScan:
     def masked(self, text: str, offset: int, found: _SecretSpans) -> str:
         end = offset + len(text)
         need = max(0, self.complete_to - 1024, offset - TAIL_LOOKBACK)
-        if not (self.start <= need and (end + TAIL_AHEAD <= self.end or self.end == len(self.data))):
+        served = end + TAIL_AHEAD <= self.end or self.end == len(self.data)
+        if not (self.start <= need and served):
             if self.windows >= MAX_TAIL_WINDOWS:
                 return WITHHELD.format(len(text))
             self._scan(need, min(len(self.data), end + TAIL_AHEAD + TAIL_STEP))
