@@ -1,8 +1,9 @@
 """The `flinkwire` command: report, check.
 
-Exit codes: 0 done (a damaged capture still gives 0, with a warning), 1 for
-`check` when a required channel is plaintext, 2 for bad input (not a capture,
-unreadable config, bad arguments) or a capture of which nothing could be read.
+Exit codes: 0 done (a damaged capture still gives 0, with a warning line per
+kind of damage), 1 for `check` when a required channel is plaintext, 2 for bad
+input (not a capture, unreadable config, bad arguments) or a capture of which
+nothing could be read.
 """
 
 from __future__ import annotations
@@ -61,6 +62,29 @@ def _warn(message: str) -> None:
     print(f"flinkwire: warning: {message}", file=sys.stderr)
 
 
+def _damage_lines(info) -> list[str]:
+    """One line per kind of damage in a capture: where it was first met, and how many
+    more of that kind followed. A damaged interface block hits every packet after it,
+    and a line per packet would hide the one thing the user needs to know."""
+    first: dict[str, dict] = {}
+    more: dict[str, int] = {}
+    for anomaly in info.anomalies:
+        kind = anomaly["kind"]
+        if kind not in first:
+            first[kind] = anomaly
+            more[kind] = 0
+        else:
+            # The closing row of a kind counted past MAX_ANOMALIES_PER_KIND stands for many.
+            more[kind] += anomaly.get("unlisted", 1)
+    lines = []
+    for kind, anomaly in first.items():
+        line = f"{info.path}: {kind} at file offset {anomaly['file_offset']}: {anomaly['detail']}"
+        if more[kind]:
+            line += f" ({more[kind]} more of this kind after it)"
+        lines.append(line)
+    return lines
+
+
 def _run_analysis(args, reveal=False):
     from .progress import progress_for
     paths = args.captures or [str(default_capture())]
@@ -69,9 +93,8 @@ def _run_analysis(args, reveal=False):
                            shards=getattr(args, "shards", 1))
     read_nothing = True
     for info in analysis.stats.files:
-        for anomaly in info.anomalies:
-            _warn(printable(f"{info.path}: {anomaly['kind']} at file offset "
-                            f"{anomaly['file_offset']}: {anomaly['detail']}"))
+        for line in _damage_lines(info):
+            _warn(printable(line))
         if info.records_complete:
             read_nothing = False
     if read_nothing and any(info.anomalies for info in analysis.stats.files):

@@ -30,6 +30,7 @@ PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", "ns"),
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+SHB_BYTE_ORDERS = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 GZIP_MAGIC = b"\x1f\x8b"
 
 # A record longer than this is a damaged length field, not a frame: the
@@ -112,43 +113,78 @@ class Capture:
             raise CaptureError(self.path, f"cannot be opened ({exc.strerror})") from None
 
         head = self._file.read(4)
+        refusal = None
         if head[:2] == GZIP_MAGIC:
-            self._inflate()
+            refusal = self._inflate()
             head = self._file.read(4)
         self.info.file_size = os.fstat(self._file.fileno()).st_size
-        if not head:
+        if refusal is None:
+            refusal = self._not_a_capture(head)
+        if refusal is not None:
             self.close()
-            raise CaptureError(self.path, "is empty")
-        if head in PCAP_MAGICS:
-            self.info.format = "pcap"
-        elif head == PCAPNG_SHB:
-            self.info.format = "pcapng"
-        else:
-            self.close()
-            raise CaptureError(
-                self.path,
-                f"is not a pcap or pcapng capture (starts with bytes {head.hex(' ')})",
-            )
+            raise CaptureError(self.path, refusal)
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
 
-    def _inflate(self) -> None:
+    def _not_a_capture(self, head: bytes) -> str | None:
+        """Why the file cannot be read as a capture at all, or None (format set).
+
+        A file cut inside its pcap file header or its first pcapng section header
+        holds no packet and says nothing about its link type: it is refused like a
+        text file, in one line, not walked into an anomaly."""
+        size = self.info.file_size
+        if not head:
+            return "is empty once inflated" if self.info.compressed else "is empty"
+        if head in PCAP_MAGICS:
+            self.info.format = "pcap"
+            if size < 24:
+                return f"is cut inside its pcap file header ({size} of its 24 bytes)"
+            return None
+        if head != PCAPNG_SHB:
+            return f"is not a pcap or pcapng capture (starts with bytes {head.hex(' ')})"
+        self.info.format = "pcapng"
+        if size < 28:
+            return f"is cut inside its pcapng section header ({size} of at least 28 bytes)"
+        self._file.seek(4)
+        raw = self._file.read(8)
+        magic = raw[4:]
+        if magic not in SHB_BYTE_ORDERS:
+            return ("is not a pcapng capture (its section header has byte-order magic "
+                    f"{magic.hex(' ')})")
+        length = struct.unpack(SHB_BYTE_ORDERS[magic] + "I", raw[:4])[0]
+        if length > size:
+            return (f"is cut inside its pcapng section header ({size} of its {length} "
+                    "bytes)")
+        return None
+
+    def _inflate(self) -> str | None:
+        """Inflate into the temporary file and read that instead; returns why the file
+        is refused when the gzip stream gave not one byte, else None."""
         self.info.compressed = True
         self._file.seek(0)
         tmp = tempfile.NamedTemporaryFile(prefix="flinkwire-", suffix=".pcap", delete=False)
         self._tmp = tmp.name
         try:
             stopped = _gunzip(self._file, tmp)
+            inflated = tmp.tell()
         finally:
             tmp.close()
+        self._file.close()
+        self._file = open(self._tmp, "rb")
+        if stopped is not None and not inflated:
+            _, reason = stopped
+            if isinstance(reason, zlib.error):
+                return f"is not a valid gzip file ({_zlib_reason(reason)})"
+            return f"is a gzip file cut short before any of its content ({reason})"
         if stopped is not None:
             # A cut gzip stream still gives what was inflated before the cut.
             offset, reason = stopped
+            if isinstance(reason, zlib.error):
+                reason = _zlib_reason(reason)
             if reason.startswith("inflates beyond"):
                 self.info.anomaly("limit", offset, f"gzip stream {reason}")
             else:
                 self.info.anomaly("truncated-gzip", offset, f"gzip stream ends early ({reason})")
-        self._file.close()
-        self._file = open(self._tmp, "rb")
+        return None
 
     def __iter__(self):
         if self._map is None:
@@ -204,8 +240,10 @@ def _gunzip(source, sink, chunk: int = 1 << 20):
     """Inflate every gzip member of `source` into `sink`.
 
     Returns None, or (compressed offset, reason) where the stream is cut or
-    corrupt. Unlike `GzipFile.read`, which raises and drops the bytes of the
-    read that meets the cut, everything inflated before that point is written.
+    corrupt; the reason is the `zlib.error` itself where the bytes are not gzip
+    data, so that a caller can tell a damaged file from a cut one. Unlike
+    `GzipFile.read`, which raises and drops the bytes of the read that meets the
+    cut, everything inflated before that point is written.
     """
     inflater = zlib.decompressobj(wbits=31)
     data = b""
@@ -226,7 +264,7 @@ def _gunzip(source, sink, chunk: int = 1 << 20):
         try:
             piece = inflater.decompress(data, chunk)
         except zlib.error as exc:
-            return consumed - len(data), str(exc)
+            return consumed - len(data), exc
         written += len(piece)
         if written > max(MAX_GZIP_RATIO * max(consumed, 1), MIN_GZIP_ALLOWANCE):
             return consumed, (f"inflates beyond {MAX_GZIP_RATIO} times its compressed size "
@@ -241,6 +279,11 @@ def _gunzip(source, sink, chunk: int = 1 << 20):
         sink.write(inflater.flush())
         return consumed, "compressed file ended before the end-of-stream marker"
     return None
+
+
+def _zlib_reason(exc: zlib.error) -> str:
+    # "Error -3 while decompressing data: invalid block type" -> "invalid block type"
+    return str(exc).rpartition(": ")[2]
 
 
 def open_capture(path: str | os.PathLike) -> Capture:
@@ -279,7 +322,8 @@ def pcap_layout(buf, info: CaptureInfo):
 
     Returns (linktype, record header unpacker, timestamp scale to ns, sub-second
     limit, longest record accepted), or None when the file header is cut (an
-    anomaly). Records follow at offset 24. `_walk_pcap` and the packet loop of
+    anomaly; `open_capture` refuses such a file, so only a bare buffer gets
+    here). Records follow at offset 24. `_walk_pcap` and the packet loop of
     `tcp.build` (which walks records itself) share it and `pcap_stop`.
     """
     end = len(buf)
@@ -357,12 +401,8 @@ def _walk_pcapng(buf, info: CaptureInfo):
             break
         raw_type = bytes(buf[off:off + 4])
         if raw_type == PCAPNG_SHB:
-            magic = bytes(buf[off + 8:off + 12])
-            if magic == b"\x4d\x3c\x2b\x1a":
-                order = "<"
-            elif magic == b"\x1a\x2b\x3c\x4d":
-                order = ">"
-            else:
+            order = SHB_BYTE_ORDERS.get(bytes(buf[off + 8:off + 12]))
+            if order is None:
                 info.anomaly("bad_section_header", off, "byte-order magic not recognised")
                 break
             u32 = struct.Struct(order + "I").unpack_from
@@ -395,10 +435,11 @@ def _walk_pcapng(buf, info: CaptureInfo):
             else:
                 ifid, ts_hi, ts_lo, caplen, origlen = epb(buf, body)
                 data = body + 20
-                if data + caplen > body_end or ifid >= len(interfaces):
-                    reason = ("captured length runs past its block" if ifid < len(interfaces)
-                              else f"names interface {ifid}, which was not described")
-                    info.anomaly("bad_record_length", off, reason, incl_len=caplen)
+                if ifid >= len(interfaces):
+                    _unknown_interface(info, off, ifid)
+                elif data + caplen > body_end:
+                    info.anomaly("bad_record_length", off,
+                                 "captured length runs past its block", incl_len=caplen)
                 else:
                     linktype, mul, div, ts_off = interfaces[ifid]
                     ts = ((ts_hi << 32) | ts_lo) * mul // div + ts_off
@@ -412,22 +453,27 @@ def _walk_pcapng(buf, info: CaptureInfo):
                 caplen = min(origlen, body_end - body - 4)
                 info.records_complete += 1
                 yield 0, linktype, buf, body + 4, caplen, origlen
+            elif not interfaces:
+                _unknown_interface(info, off, 0)
             else:
-                info.anomaly("bad_record_length", off, "simple packet block without interface")
+                info.anomaly("bad_record_length", off, "simple packet block too short")
         elif btype == BLOCK_OPB:
             info.records_total += 1
-            if body + 20 <= body_end:
+            if body + 20 > body_end:
+                info.anomaly("bad_record_length", off, "packet block does not fit")
+            else:
                 head = struct.unpack_from(order + "HHIIII", buf, body)
                 ifid, _, ts_hi, ts_lo, caplen, origlen = head
                 data = body + 20
-                if ifid < len(interfaces) and data + caplen <= body_end:
+                if ifid >= len(interfaces):
+                    _unknown_interface(info, off, ifid)
+                elif data + caplen > body_end:
+                    info.anomaly("bad_record_length", off, "packet block does not fit")
+                else:
                     linktype, mul, div, ts_off = interfaces[ifid]
                     ts = ((ts_hi << 32) | ts_lo) * mul // div + ts_off
                     info.records_complete += 1
                     yield ts, linktype, buf, data, caplen, origlen
-                    off += blen
-                    continue
-            info.anomaly("bad_record_length", off, "packet block does not fit")
         elif btype == BLOCK_IDB:
             if body + 8 > body_end:
                 info.anomaly("bad_block_length", off, "interface block too short")
@@ -446,6 +492,14 @@ def _walk_pcapng(buf, info: CaptureInfo):
         off += blen
     info.timestamp_resolution = ",".join(sorted(resolutions)) if resolutions else ""
     info.list_unlisted()
+
+
+def _unknown_interface(info: CaptureInfo, off: int, ifid: int) -> None:
+    # Without its interface block a packet has no link type, so it cannot be decoded;
+    # tshark stops the whole file there, this walk skips the packet and goes on.
+    info.anomaly("unknown_interface", off,
+                 f"packet names interface {ifid}, which no interface block of its section "
+                 "describes", interface=ifid)
 
 
 def _idb_options(buf, off: int, end: int, order: str) -> tuple[int, int]:

@@ -80,7 +80,7 @@ def test_per_block_damage_is_counted_not_listed(tmp_path):
         assert list(capture) == []
         rows = capture.info.anomalies
     assert len(rows) == MAX_ANOMALIES_PER_KIND + 1
-    assert {row["kind"] for row in rows} == {"bad_record_length"}
+    assert {row["kind"] for row in rows} == {"unknown_interface"}
     assert rows[-1]["unlisted"] == 100 - MAX_ANOMALIES_PER_KIND
     assert rows[-1]["file_offset"] == len(shb + broken_idb) + MAX_ANOMALIES_PER_KIND * len(
         _block(6, struct.pack("<IIIII", 0, 0, 0, len(FRAME), len(FRAME)) + FRAME))
