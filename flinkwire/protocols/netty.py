@@ -29,7 +29,7 @@ import re
 import struct
 
 from .pekko import java_class_names
-from .varint import read_varint
+from .varint import read_string_value, read_varint
 
 log = logging.getLogger(__name__)
 
@@ -198,50 +198,6 @@ def _layout_order(version_hint: str | None, preferred: str | None) -> tuple[_Lay
 def _varint7(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
     """Flink's 7-bit varint (low bits first, high bit = more follow), at most 5 bytes."""
     return read_varint(buf, pos, end, max_bytes=5)
-
-
-def _printable(code: int) -> bool:
-    if code in (0x09, 0x0A, 0x0D):
-        return True
-    if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF or code > 0xFFFF:
-        return False
-    return code < 0x80 or chr(code).isprintable()
-
-
-def read_string_value(buf: bytes, pos: int = 0, end: int | None = None,
-                      max_chars: int = 1 << 20) -> tuple[str | None, int] | None:
-    """Read one Flink StringValue at `pos`.
-
-    Returns (text, next pos), (None, next pos) for the null string, or None when the bytes
-    there are not a complete StringValue of printable characters (cut short, overlong varint,
-    control characters, more than `max_chars`).
-    """
-    end = len(buf) if end is None else min(end, len(buf))
-    got = _varint7(buf, pos, end)
-    if got is None:
-        return None
-    length, pos = got
-    if length == 0:
-        return None, pos
-    length -= 1
-    if length > max_chars or length > end - pos:
-        return None
-    chars = []
-    for _ in range(length):
-        if pos >= end:
-            return None
-        byte = buf[pos]
-        if byte < 0x80:
-            code, pos = byte, pos + 1
-        else:
-            got = _varint7(buf, pos, min(end, pos + 3))
-            if got is None:
-                return None
-            code, pos = got
-        if not _printable(code):
-            return None
-        chars.append(chr(code))
-    return "".join(chars), pos
 
 
 _PRINTABLE_ASCII = re.compile(rb"[\x09\x0a\x0d\x20-\x7e]*")

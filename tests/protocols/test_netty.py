@@ -124,6 +124,47 @@ def test_flink_char_scheme():
                                   + b"\x06alpha") == ["bravo password=hunter2 two", "alpha"]
 
 
+def test_string_value_bytes_at_the_length_and_char_boundaries():
+    # Per Flink's StringValue.writeString: length + 1 as 7-bit groups, low first, high bit
+    # set while more follow; each UTF-16 char the same way.
+    assert netty.read_string_value(b"\x7f" + b"a" * 126) == ("a" * 126, 127)
+    assert netty.read_string_value(b"\x80\x01" + b"b" * 127) == ("b" * 127, 129)
+    assert netty.read_string_value(b"\x81\x01" + b"c" * 128) == ("c" * 128, 130)
+    # 2-byte chars: U+00E4 is E4 01, U+20AC is AC 41; 3-byte: U+4E2D is AD 9C 01.
+    assert netty.read_string_value(b"\x04\xe4\x01\xac\x41\xad\x9c\x01") == ("ä€中", 8)
+    # U+1F600 is the pair D83D DE00, each 3 bytes: one character, two in the length.
+    assert netty.read_string_value(b"\x03\xbd\xb0\x03\x80\xbc\x03") == ("\U0001f600", 7)
+    assert netty.read_string_value(b"\x02\xbd\xb0\x03") is None        # lone high surrogate
+    assert netty.read_string_value(b"\x02\x80\xbc\x03") is None        # lone low surrogate
+    assert netty.read_string_value(b"\x00") == (None, 1)                  # null
+    assert netty.read_string_value(b"") is None
+    assert netty.read_string_value(b"\x80") is None                       # length cut short
+    assert netty.read_string_value(b"\x80\x01" + b"b" * 126) is None      # chars cut short
+    assert netty.read_string_value(b"\x03\xe4") is None                   # char cut short
+    assert netty.read_string_value(b"\x02\x80\x80\x80\x01") is None     # char past 0xFFFF
+    assert netty.read_string_value(b"\x80" * 6 + b"\x01") is None         # overlong length
+    # A hostile length (2^31) is refused before any char is read.
+    assert netty.read_string_value(b"\x80\x80\x80\x80\x08" + b"a" * 64) is None
+
+
+def test_long_and_non_ascii_record_fields():
+    def string_value(text):
+        units = text.encode("utf-16-be")
+        out = bytearray()
+        for number in [len(units) // 2 + 1] + [int.from_bytes(units[i:i + 2], "big")
+                                               for i in range(0, len(units), 2)]:
+            while number >= 0x80:
+                out.append(number & 0x7F | 0x80)
+                number >>= 7
+            out.append(number)
+        return bytes(out)
+
+    strings = ["password", "K" + "x7Qp" * 40, "Pässwort-Geheim-42", "中文-secret-\U0001f600"]
+    value = b"".join(map(string_value, strings))
+    record = struct.pack(">I", len(value) + 1) + b"\x01" + value
+    assert netty.decode(b"", buffer_response(record))["records"][0]["fields"] == strings
+
+
 def test_control_messages():
     c2s = (frame(6, struct.pack(">i", 5) + RECEIVER) + frame(5, b"")
            + frame(4, RECEIVER) + frame(11, struct.pack(">ii", 1, 2) + RECEIVER))
