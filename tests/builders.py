@@ -77,3 +77,17 @@ def pcapng_bytes(sections):
 
 def gz(data):
     return gzip.compress(data)
+
+
+def flink_string_value(text: str) -> bytes:
+    """Flink's StringValue as writeString lays it out, built from the format (not Flink's
+    code): varint of length + 1 in 7-bit groups, low first, then each UTF-16 char the same."""
+    units = text.encode("utf-16-be")
+    out = bytearray()
+    for number in [len(units) // 2 + 1] + [int.from_bytes(units[i:i + 2], "big")
+                                           for i in range(0, len(units), 2)]:
+        while number >= 0x80:
+            out.append(number & 0x7F | 0x80)
+            number >>= 7
+        out.append(number)
+    return bytes(out)

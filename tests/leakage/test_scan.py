@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import flink_string_value
 from flinkwire.leakage.luhn import luhn_valid
 from flinkwire.leakage.scan import Secret, find_secrets, readable_runs
 
@@ -411,25 +412,11 @@ def test_flink_configuration_write_format():
     assert finding.context == "key s3.secret-key"
 
 
-def long_string_value(text: str) -> bytes:
-    """Flink's StringValue of any length and any chars: varint of length + 1 in 7-bit
-    groups, low first, then each UTF-16 char the same way."""
-    units = text.encode("utf-16-be")
-    out = bytearray()
-    for number in [len(units) // 2 + 1] + [int.from_bytes(units[i:i + 2], "big")
-                                           for i in range(0, len(units), 2)]:
-        while number >= 0x80:
-            out.append(number & 0x7F | 0x80)
-            number >>= 7
-        out.append(number)
-    return bytes(out)
-
-
 def test_string_value_of_127_chars_and_more_after_a_key():
     # The length of a value of 127+ chars takes two varint bytes (161 + 1 = A2 01).
     value = "K" + "x7Qp" * 40
-    head = b"\x00\x00\x01\x50\x01" + long_string_value("password")
-    data = head + long_string_value(value) + long_string_value("next")
+    head = b"\x00\x00\x01\x50\x01" + flink_string_value("password")
+    data = head + flink_string_value(value) + flink_string_value("next")
     assert data[len(head):len(head) + 2] == b"\xa2\x01"
     finding = only(data)
     assert (finding.value, finding.context) == (value, "key password")
@@ -439,36 +426,36 @@ def test_string_value_of_127_chars_and_more_after_a_key():
 def test_string_value_with_chars_past_ascii_after_a_key():
     # ä is E4 01 on the wire: the value is decoded, the span covers every byte of it.
     value = "Pässwort-Geheim-42"
-    head = b"\x00\x00\x00\x20\x01" + long_string_value("password")
-    encoded = long_string_value(value)
-    data = head + encoded + long_string_value("next")
+    head = b"\x00\x00\x00\x20\x01" + flink_string_value("password")
+    encoded = flink_string_value(value)
+    data = head + encoded + flink_string_value("next")
     assert b"\xe4\x01" in encoded
     finding = only(data)
     assert (finding.value, finding.context) == (value, "key password")
     assert finding.span == (len(head) + 1, len(head) + len(encoded))
     for value in ("中文-Geheimnis-€", "emoji-\U0001f600-pw"):
-        assert values(find_secrets(long_string_value("db.password")
-                                   + long_string_value(value))) == {value}
+        assert values(find_secrets(flink_string_value("db.password")
+                                   + flink_string_value(value))) == {value}
 
 
 def test_string_value_of_every_length_after_a_key():
     # Whatever byte the value's length is (a letter or digit joining the key's run,
     # `=` or `:` reading as a separator, a blank), the key's own length says where it ends.
-    head = long_string_value("s3.secret-key")
+    head = flink_string_value("s3.secret-key")
     for length in range(1, 600):
         value = ("Kx7Q-p" * 100)[:length]
-        data = head + long_string_value(value) + b"\x00\x00\x00\x07"
+        data = head + flink_string_value(value) + b"\x00\x00\x00\x07"
         found = [(s.value, s.span) for s in find_secrets(data)]
         if length > 512:   # past MAX_VALUE: not read
             continue
         start = len(head) + (1 if length < 127 else 2)
         assert found == [(value, (start, start + length))], length
-        config = head + b"\x00" + long_string_value(value)   # Configuration.write type byte
+        config = head + b"\x00" + flink_string_value(value)   # Configuration.write type byte
         assert values(find_secrets(config)) == {value}, length
 
 
 def test_hostile_string_value_lengths_after_a_key():
-    key = long_string_value("password")
+    key = flink_string_value("password")
     for prefix in (b"\xff\xff\xff\xff\x07", b"\x80\x80\x80\x80\x80\x80",
                    b"\x80\x02", b"\x03\xbd\xb0\x03zz"):
         assert find_secrets(key + prefix + b"hunter2-hunter2") == []

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from builders import flink_string_value
 from corpus import streams_of_role
 
 from flinkwire.protocols import netty
@@ -141,26 +142,16 @@ def test_string_value_bytes_at_the_length_and_char_boundaries():
     assert netty.read_string_value(b"\x80") is None                       # length cut short
     assert netty.read_string_value(b"\x80\x01" + b"b" * 126) is None      # chars cut short
     assert netty.read_string_value(b"\x03\xe4") is None                   # char cut short
-    assert netty.read_string_value(b"\x02\x80\x80\x80\x01") is None     # char past 0xFFFF
+    assert netty.read_string_value(b"\x02\xff\xff\x07") is None         # char past 0xFFFF
+    assert netty.read_string_value(b"\x02\x80\x80\x80\x01") is None     # char of 4 bytes
     assert netty.read_string_value(b"\x80" * 6 + b"\x01") is None         # overlong length
     # A hostile length (2^31) is refused before any char is read.
     assert netty.read_string_value(b"\x80\x80\x80\x80\x08" + b"a" * 64) is None
 
 
 def test_long_and_non_ascii_record_fields():
-    def string_value(text):
-        units = text.encode("utf-16-be")
-        out = bytearray()
-        for number in [len(units) // 2 + 1] + [int.from_bytes(units[i:i + 2], "big")
-                                               for i in range(0, len(units), 2)]:
-            while number >= 0x80:
-                out.append(number & 0x7F | 0x80)
-                number >>= 7
-            out.append(number)
-        return bytes(out)
-
     strings = ["password", "K" + "x7Qp" * 40, "Pässwort-Geheim-42", "中文-secret-\U0001f600"]
-    value = b"".join(map(string_value, strings))
+    value = b"".join(map(flink_string_value, strings))
     record = struct.pack(">I", len(value) + 1) + b"\x01" + value
     assert netty.decode(b"", buffer_response(record))["records"][0]["fields"] == strings
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 import flinkwire
-from builders import conversation, pcap_bytes
+from builders import conversation, flink_string_value, pcap_bytes
 
 SECRETS = {
     "long": "K" + "x7Qp" * 40,                      # 161 chars: length A2 01
@@ -20,21 +20,8 @@ SECRETS = {
 }
 
 
-def string_value(text: str) -> bytes:
-    """Flink's StringValue: varint of length + 1, then each UTF-16 char as a varint."""
-    units = text.encode("utf-16-be")
-    out = bytearray()
-    for number in [len(units) // 2 + 1] + [int.from_bytes(units[i:i + 2], "big")
-                                           for i in range(0, len(units), 2)]:
-        while number >= 0x80:
-            out.append(number & 0x7F | 0x80)
-            number >>= 7
-        out.append(number)
-    return bytes(out)
-
-
 def _record(strings) -> bytes:
-    value = b"".join(map(string_value, strings))
+    value = b"".join(map(flink_string_value, strings))
     return struct.pack(">I", len(value) + 1) + b"\x01" + value   # tag 1: no timestamp
 
 
