@@ -182,12 +182,14 @@ class Analysis:
         del findings
         channels = self._channels(flows, read["flow_id"], read["kind"])
         del flows, read
+        _hand_back()
 
         self.snippets = _frame(rows.snippets, SNIPPET_COLUMNS)
         rows.snippets = []
         for name in ("tls", "http", "rpc", "records", "blobs"):
             setattr(self, name, _frame(getattr(rows, name), ["flow_id"]))
             setattr(rows, name, [])
+            _hand_back()
 
         anomalies = list(rows.anomalies)
         rows.anomalies = []
@@ -633,6 +635,20 @@ def _collector_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+def _hand_back():
+    """Return the heap pages of the rows just let go to the system (malloc_trim, through
+    Arrow's system pool).
+
+    `_arrow_memory` trims once a frame is built, while its rows are still held; the
+    rows go only after. Without a trim then, the freed pages of each table's rows
+    stayed mapped beside the frames built next: on the 1 GB benchmark capture, whose
+    tables fill to their row bounds, the peak was 290 MiB with one trim per frame and
+    278 MiB with this one after each table's rows go (the 100 MB capture: 192 either
+    way). A trim costs a few milliseconds.
+    """
+    pa.system_memory_pool().release_unused()
 
 
 @contextlib.contextmanager
