@@ -258,14 +258,15 @@ def examine(flow, ctx: Context, out) -> None:
         out.parser_anomalies(fid, facts.anomalies, "tls")
 
     known = set()
-    readable, scanned = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known)
+    readable, scanned, complete = _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out,
+                                           known)
     if not scanned:
         # The values to mask in decoded rows, found only if a row is kept.
         known = functools.partial(_secret_values, flow, cside, plain_c2s, plain_s2c)
     content = None
     if plain_c2s or plain_s2c:
         marks = {name: len(getattr(out, name)) for name in DECODED_TABLES}
-        masker = None if ctx.reveal else Masker(known)
+        masker = None if ctx.reveal else Masker(known, complete)
         content = _content(fid, c2s[:plain_c2s], s2c[:plain_s2c], ctx, out, masker)
         _stamp(out, marks, {"c2s": chalf, "s2c": shalf})
     if facts is None and (chalf.unique_bytes or shalf.unique_bytes):
@@ -461,11 +462,18 @@ class Masker:
     field with the flow's values replaced. That first step is the identity for a
     flow without values, so such a flow's fields share one memo across flows
     (`_PLAIN_TEXTS`); a flow with values keeps its own.
+
+    A flow whose stream scan stopped early (`complete` false) may hold values no scan
+    found: every field of its rows is then scanned again, hint word or not, within the
+    same bounds (`_rescanned` for a field up to MAX_MEMO_TEXT, one scan with the
+    scanners' budgets past it), and the flow keeps its own memo.
     """
 
-    def __init__(self, values):
-        """`values`: the secret values, or a function that finds them when first needed."""
+    def __init__(self, values, complete: bool = True):
+        """`values`: the secret values, or a function that finds them when first needed
+        and returns them with whether the scan was complete (`_secret_values`)."""
         self._source = values
+        self._complete = complete
         self._values = None
         self.shortest = 0
         self._pattern = None
@@ -475,7 +483,9 @@ class Masker:
     @property
     def values(self) -> list[str]:
         if self._values is None:
-            source = self._source() if callable(self._source) else self._source
+            source = self._source
+            if callable(source):
+                source, self._complete = source()
             self._values = [v for v in source if len(v) >= 4]
             self.shortest = min(map(len, self._values), default=0)
         return self._values
@@ -496,7 +506,7 @@ class Masker:
         # same actor paths and class names in every frame) and a cluster repeats them
         # across flows: the 41,000 decoded rows of the 100 MB capture hold 194,000
         # strings, 33,600 distinct per flow and 8,600 distinct in all.
-        if self.values:
+        if self.values or not self.complete:
             self._memo, self._headers = {}, {}
         else:
             self._memo, self._headers = _PLAIN_TEXTS, _PLAIN_HEADERS
@@ -525,11 +535,20 @@ class Masker:
                 _remember(self._headers, key, shown)
         return shown
 
+    @property
+    def complete(self) -> bool:
+        """False when the flow's stream scan stopped early (see the class)."""
+        if self._values is None:
+            self.values
+        return self._complete
+
     def _masked(self, text: str) -> str:
         if self.values and len(text) >= self.shortest:
             masked = self.pattern.sub(lambda m: self.masks[m.group(0)], text)
             if masked != text:
-                return _plain_shown(masked)
+                return _plain_shown(masked, self._complete)
+        if not self._complete:
+            return _plain_shown(text, False)
         return _plain_text(text)
 
 
@@ -662,8 +681,8 @@ def _plain_text(text: str) -> str:
     return shown
 
 
-def _plain_shown(text: str) -> str:
-    if secret_hint(text):
+def _plain_shown(text: str, complete: bool = True) -> str:
+    if not complete or secret_hint(text):
         # A decoded field can end where the stream scan's value did not (a
         # string cut by its length prefix): scan the field itself too.
         return _rescanned(text) if len(text) <= MAX_MEMO_TEXT else redact_text(text)
@@ -727,7 +746,7 @@ def _header_value(name: str, value: str, masker) -> str:
     if name.lower() in SENSITIVE_HEADERS:
         return redact(value)
     value = masker.text(value)
-    if len(value) > 512 or not (secret_hint(name) or secret_hint(value)):
+    if len(value) > 512 or (masker.complete and not (secret_hint(name) or secret_hint(value))):
         return value
     line = _rescanned(f"{name}: {value}")
     return line[len(name) + 2:] if line.startswith(f"{name}: ") else redact_text(value)
@@ -771,27 +790,47 @@ def _plain_regions(flow, cside, plain_c2s, plain_s2c):
             yield direction, half, start, bytes(data[:plain - start])
 
 
-def _secret_values(flow, cside, plain_c2s, plain_s2c) -> set:
-    return {secret.value for _, _, _, data in _plain_regions(flow, cside, plain_c2s, plain_s2c)
-            for secret in scan_secrets(data).secrets}
+def _secret_values(flow, cside, plain_c2s, plain_s2c) -> tuple[set, bool]:
+    """Every value the flow's stream scans find, and whether every scan was complete
+    (a Masker then scans each decoded field again, as after `_leakage`)."""
+    values, complete = set(), True
+    for _, _, _, data in _plain_regions(flow, cside, plain_c2s, plain_s2c):
+        scan = scan_secrets(data)
+        values.update(secret.value for secret in scan.secrets)
+        complete = complete and scan.complete_to >= len(data)
+    return values, complete
 
 
-def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> tuple[int, bool]:
+def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out,
+             known: set) -> tuple[int, bool, bool]:
     """Snippets and secrets from the plaintext part of each direction.
 
-    Returns the readable byte count, and whether the secret scan ran; it adds
-    every secret value found to `known`, so decoded messages can mask them.
-    Once the findings and the snippets tables have both refused a row (and that
-    is noted), the scan is skipped: rows are per flow, so this flow can have no
-    finding row whose count a scan would raise, and nothing it found would be kept.
+    Returns the readable byte count, whether the secret scan ran, and whether each
+    stream's scan was complete; it adds every secret value found to `known`, so
+    decoded messages can mask them. Once the findings and the snippets tables have
+    both refused a row (and that is noted), the scan is skipped: rows are per flow,
+    so this flow can have no finding row whose count a scan would raise, and nothing
+    it found would be kept.
+
+    A flow whose scan of some stream stopped early is masked by a conservative rule:
+    a value found anywhere in it (either stream, the main scan or any window past
+    the stop) may recur anywhere in it, before the stop or in another window, so
+    its snippets are masked only once every window is scanned, each with the union
+    of all those values; and its decoded fields are all scanned again (`Masker`).
+    A flow whose scans all completed masks each stream's snippets with that
+    stream's values, as it always did.
     """
     readable = 0
     if out.refused("findings") and out.refused("snippets"):
         for _, _, _, data in _plain_regions(flow, cside, plain_c2s, plain_s2c):
             readable += readable_count(data, ctx.min_snippet)
-        return readable, False
+        return readable, False, True
     findings = {"c2s": 0, "s2c": 0}
     snippets = {"c2s": 0, "s2c": 0}
+    complete = True
+    # (row, text, the spans found over it, its stream's Masker or None past a stop):
+    # masked once the flow's scans are all done.
+    pending = []
     for direction, half, start, data in _plain_regions(flow, cside, plain_c2s, plain_s2c):
         scan = scan_secrets(data)
         spans = []
@@ -811,6 +850,7 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> tu
         readable += readable_count(data, ctx.min_snippet)
         tail = None
         if scan.complete_to < len(data):
+            complete = False
             out.anomaly(fid, direction, start + scan.complete_to, "limit",
                         "the secret scan stopped early here (a bound against hostile input): "
                         "later snippets are scanned again a window at a time, or withheld",
@@ -821,7 +861,7 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> tu
                     out.secret(fid, direction, start + secret.offset, half, secret, ctx.reveal)
                     findings[direction] += 1
 
-            tail = _TailScan(data, scan.complete_to, values, known, note)
+            tail = _TailScan(data, scan.complete_to, known, note)
         # Cutting and masking runs costs most of this loop: only while the table
         # takes snippets.
         if snippets[direction] >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
@@ -829,18 +869,29 @@ def _leakage(fid, flow, cside, plain_c2s, plain_s2c, ctx, out, known: set) -> tu
         for offset, text in readable_runs(data, min_len=ctx.min_snippet):
             if snippets[direction] >= MAX_SNIPPETS_PER_FLOW or not out.room("snippets", fid):
                 break
-            if ctx.reveal:
-                shown = text
-            elif tail is not None and offset + len(text) > scan.complete_to:
-                shown = tail.masked(text, offset, found)
-            else:
-                shown = _masked_snippet(text, offset, found, masker)
-            out.snippets.append({
+            row = {
                 "flow_id": fid, "direction": direction, "offset": start + offset,
-                "ts": half.timestamp_at(start + offset), "text": shown,
-            })
+                "ts": half.timestamp_at(start + offset), "text": text,
+            }
+            if ctx.reveal:
+                pass
+            elif tail is not None and offset + len(text) > scan.complete_to:
+                local = tail.spans(text, offset, found)
+                if local is None:
+                    row["text"] = WITHHELD.format(len(text))
+                else:
+                    pending.append((row, text, local, None))
+            else:
+                pending.append((row, text, found.within(offset, offset + len(text)), masker))
+            out.snippets.append(row)
             snippets[direction] += 1
-    return readable, True
+    union = None if complete else Masker(known)
+    for row, text, local, masker in pending:
+        if masker is None:
+            row["text"] = union.text(redact_text(text, local, rescan=False))
+        else:
+            row["text"] = _masked_snippet(text, local, union or masker)
+    return readable, True, complete
 
 
 # A span longer than this is kept apart, so the search for the spans a snippet
@@ -880,15 +931,15 @@ class _SecretSpans:
         return local
 
 
-def _masked_snippet(text, offset, found: _SecretSpans, known) -> str:
+def _masked_snippet(text, local: list, known) -> str:
     """The snippet with the secrets found in its stream masked.
 
     The stream was scanned whole, with more context than a snippet has, so a
     snippet that overlaps no secret span and holds no copy of a found value is
-    shown as it is; the others go through `redact_text` with their spans. Only
-    for the part of a stream whose scan was complete (see `_TailScan`).
+    shown as it is; the others go through `redact_text` with their spans (`local`,
+    from `_SecretSpans.within`). Only for the part of a stream whose scan was
+    complete (see `_TailScan`).
     """
-    local = found.within(offset, offset + len(text))
     if not local and (known.pattern is None or not known.pattern.search(text)):
         return text
     return known.text(redact_text(text, local, rescan=False))
@@ -909,38 +960,39 @@ WITHHELD = "[{} characters withheld: the secret scan of this stream stopped earl
 
 
 class _TailScan:
-    """Masks the snippets of a stream that lie past `complete_to`, where its scan
-    stopped early, from scans of windows around them."""
+    """The secret spans over the snippets of a stream that lie past `complete_to`,
+    where its scan stopped early, from scans of windows around them; each value a
+    window finds is added to `known` (the flow's values, which mask its snippets
+    once all windows are scanned)."""
 
-    def __init__(self, data: bytes, complete_to: int, values: set, known: set, note):
+    def __init__(self, data: bytes, complete_to: int, known: set, note):
         self.data = data
         self.complete_to = complete_to
         # Each secret a window finds past the stop is noted once, as a finding.
         self.note = note
         self.noted_to = complete_to
-        self.values = values
         self.known = known
         self.windows = 0
         self.start = self.end = self.vouched = -1
-        self.found = self.masker = None
+        self.found = None
 
-    def masked(self, text: str, offset: int, found: _SecretSpans) -> str:
+    def spans(self, text: str, offset: int, found: _SecretSpans) -> list | None:
+        """The spans over the snippet (of the main scan, `found`, and of its window),
+        or None when no window vouches for it: it is withheld."""
         end = offset + len(text)
         need = max(0, self.complete_to - 1024, offset - TAIL_LOOKBACK)
         served = end + TAIL_AHEAD <= self.end or self.end == len(self.data)
         if not (self.start <= need and served):
             if self.windows >= MAX_TAIL_WINDOWS:
-                return WITHHELD.format(len(text))
+                return None
             self._scan(need, min(len(self.data), end + TAIL_AHEAD + TAIL_STEP))
         if end > self.vouched:
-            return WITHHELD.format(len(text))
-        local = found.within(offset, end) + self.found.within(offset, end)
-        return self.masker.text(redact_text(text, local, rescan=False))
+            return None
+        return found.within(offset, end) + self.found.within(offset, end)
 
     def _scan(self, start: int, end: int) -> None:
         self.windows += 1
         scan = scan_secrets(self.data[start:end])
-        values = set(self.values)
         spans = []
         vouched = end if scan.complete_to >= end - start else start + scan.complete_to
         for secret in scan.secrets:
@@ -949,14 +1001,12 @@ class _TailScan:
             if self.noted_to <= start + a < vouched:
                 self.note(dataclasses.replace(secret, offset=start + a, end=start + b))
             if len(secret.value) >= 4:
-                values.add(secret.value)
                 self.known.add(secret.value)
         self.start, self.end = start, end
         # A window whose own scan stopped early vouches only for what it read.
         self.vouched = vouched
         self.noted_to = max(self.noted_to, vouched)
         self.found = _SecretSpans(spans)
-        self.masker = Masker(values)
 
 
 _CERTS: dict = {}
