@@ -555,16 +555,23 @@ def _scan_config_keys(text: str, lowered: bytes, keys: tuple[str, ...]) -> Itera
         # One test settles the hits after no StringValue key (38,000 on the 100 MB capture).
         inside = (_string_value_pair(text, start, hit_end, end)
                   if start > 0 and hit_end < start + ord(text[start - 1]) <= end + 1 else None)
+        value = None
         if inside is not None:
             end = inside.key_end
-        elif (start > 0 and text[start - 1] in _IDENT_CHARS) or end - start > _MAX_KEY:
-            # An identifier too long to be a key; `position` already skips all of it.
-            continue
-
-        key = _clean_key(text, start, end)
-        if not key or not _key_qualifies(key, keys):
-            continue
-        value = inside or _value_after_key(text, start, end)
+        # Otherwise an identifier too long to be a key; `position` already skips all of it.
+        if inside is not None or not ((start > 0 and text[start - 1] in _IDENT_CHARS)
+                                      or end - start > _MAX_KEY):
+            key = _clean_key(text, start, end)
+            if key and _key_qualifies(key, keys):
+                value = inside or _value_after_key(text, start, end)
+        if value is None and end - start > _SHORTEST_RUN_WITH_PREFIX:
+            framed = _key_framed_in_run(text, start, hit_start, hit_end, end)
+            if framed is not None:
+                start, value = framed
+                end = value.key_end
+                key = _clean_key(text, start, end)
+                if not key or not _key_qualifies(key, keys):
+                    value = None
         if value is None:
             continue
         if value.form in ("=", "arg", "json", "binary"):
@@ -728,6 +735,41 @@ def _string_value_pair(text: str, start: int, hit_end: int, end: int) -> _Value 
     return None if value is None else _Value(*value, "binary", True, key_end)
 
 
+# A length byte that is an identifier character (`-` = 45 and up) frames a key of 44+
+# chars, so a shorter run holds no such byte.
+_SHORTEST_RUN_WITH_PREFIX = 44
+# Candidate key starts read per hit: each costs a value read, and a hostile run can hold
+# one at every position.
+_MAX_PREFIX_TRIES = 4
+
+
+def _key_framed_in_run(text: str, start: int, hit_start: int, hit_end: int,
+                       end: int) -> tuple[int, _Value] | None:
+    """(key start, value) of a length-prefixed key whose length byte the walk back from
+    the keyword took into the key's run: a StringValue length or the low byte of a u16
+    (writeUTF, TC_STRING) that is a letter, digit, `-`, `.` or `_` frames a key of 44-122
+    chars, and the tail of the string before it (`1024m`) joins the run too. A byte counts
+    only when the length it declares ends at the key's end; the nearest to the keyword
+    whose value reads is taken: a digit in the string before (`1024m`) frames the same
+    key end more often than a char of the key itself does."""
+    tries = _MAX_PREFIX_TRIES
+    for key_start in range(hit_start, start, -1):
+        declared = ord(text[key_start - 1])
+        if hit_end <= key_start + declared - 1 <= end:  # StringValue: length + 1
+            tries -= 1
+            value = _string_value_pair(text, key_start, hit_end, end)
+            if value is not None:
+                return key_start, value
+        if text[key_start - 2] == "\x00" and end - 1 <= key_start + declared <= end:
+            tries -= 1
+            value = _binary_value(text, key_start, end)
+            if value is not None:
+                return key_start, value
+        if tries <= 0:
+            break
+    return None
+
+
 def _declared_lengths(text: str, start: int) -> list[tuple[int, str]]:
     """(length, notation) pairs the bytes before `start` could be a prefix of."""
     lengths = []
@@ -763,25 +805,40 @@ def _prefixed_string(text: str, position: int, notation: str) -> tuple[int, int,
     for value_start, value_length in candidates:
         value_end = value_start + value_length
         if 1 <= value_length <= MAX_VALUE and value_end <= length:
-            if _is_printable(text[value_start:value_end]):
-                return value_start, value_end, text[value_start:value_end]
+            value = _modified_utf8(text[value_start:value_end])
+            if value is not None:
+                return value_start, value_end, value
     return None
+
+
+def _modified_utf8(wire: str) -> str | None:
+    """The string writeUTF framed as `wire` (Latin-1, a char a byte), or None when it is
+    no printable string. Read as UTF-8, so chars whose bytes include 0x80-0x9F (ł = C5 82,
+    € = E2 82 AC) and tabs or line breaks (framed by the length, so no prose) are kept; a
+    surrogate pair, as Java writes a char past U+FFFF, is joined. Bytes that are no UTF-8
+    are kept as Latin-1 when printable, as before."""
+    try:
+        value = (wire.encode("latin-1").decode("utf-8", "surrogatepass")
+                 .encode("utf-16-le", "surrogatepass").decode("utf-16-le"))
+    except UnicodeError:
+        return wire if _is_printable(wire) else None
+    if all(c in "\t\n\r" or c.isprintable() for c in value):
+        return value
+    return wire if _is_printable(wire) else None
 
 
 # The most bytes a StringValue of MAX_VALUE chars takes: a length varint, 3 bytes a char.
 _STRING_VALUE_WINDOW = 5 + MAX_CHAR_BYTES * MAX_VALUE
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _string_value(text: str, position: int) -> tuple[int, int, str] | None:
     """(start, end, value) of the Flink StringValue at `position`: its length is a varint
     of any width and a char past ASCII takes 2-3 bytes, so the value is decoded (at most
-    MAX_VALUE chars) and [start, end) covers all its bytes. Tabs and line breaks, which a
-    Flink record may hold, are refused here: they let prose after a tab or a line break
-    pass for a binary value."""
+    MAX_VALUE chars) and [start, end) covers all its bytes. A tab or line break in it is
+    kept: the key's length and the value's frame it, which prose does not."""
     window = text[position:position + _STRING_VALUE_WINDOW].encode("latin-1")
     got = read_string_value(window, 0, len(window), max_chars=MAX_VALUE)
-    if got is None or not got[0] or _CONTROL.search(got[0]):
+    if got is None or not got[0]:
         return None
     value, end = got
     start = read_varint(window, 0, len(window), max_bytes=5)[1]

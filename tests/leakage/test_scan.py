@@ -811,3 +811,65 @@ def test_adversarial_input_finishes_quickly(name):
     elapsed = time.perf_counter() - began
     assert elapsed < 5.0, f"{name}: {elapsed:.2f} s"
     assert len(findings) <= 10_000 and len(runs) <= 10_000
+
+
+def write_utf(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">H", len(raw)) + raw
+
+
+FRAMED_VALUE = "Zm9vYmFyQmF6UXV4UXVva2thWmVicmE3OTEyMw=="
+
+
+def test_length_prefixed_key_of_every_length():
+    # A key's length byte that is a letter, digit, `-`, `.` or `_` (44-122 chars) is taken
+    # into the key's identifier run, as is the tail of the value before it (`1024m`); the
+    # prefix whose length ends at the key's end says where the key starts.
+    before = b"\x00\x00\x00\x02" + flink_string_value("taskmanager.memory") + b"\x00"
+    layouts = {
+        "configuration": (lambda s: before + flink_string_value("1024m") + flink_string_value(s)
+                          + b"\x00" + flink_string_value(FRAMED_VALUE) + b"\x00\x00", 126),
+        "string value": (lambda s: before + flink_string_value("1024m") + flink_string_value(s)
+                         + flink_string_value(FRAMED_VALUE) + b"\x00\x00", 126),
+        "writeUTF": (lambda s: write_utf("1024m") + write_utf(s) + write_utf(FRAMED_VALUE), 128),
+        "TC_STRING": (lambda s: java_string("1024m") + java_string(s)
+                      + java_string(FRAMED_VALUE) + b"x", 127),  # its `t` runs on: 129
+    }
+    for name, (layout, longest) in layouts.items():
+        for length in range(1, 131):
+            key = ("fs.azure.account.key.acct7-x_y" * 5)[:length - 8] + "password"
+            data = layout(key[-length:])
+            found = [(s.value, s.context, data[s.offset:s.end]) for s in find_secrets(data)]
+            if 8 <= length <= longest:
+                assert found == [(FRAMED_VALUE, f"key {key}", FRAMED_VALUE.encode())], \
+                    (name, length)
+            else:
+                assert FRAMED_VALUE not in [value for value, _, _ in found], (name, length)
+
+
+def test_length_prefixed_values_with_tabs_and_line_breaks():
+    value = "Quokka7Zebra9Mango3\t3ognaM9arbeZ7akkouQ"
+    crlf, newline = value.replace("\t", "\r\n"), value.replace("\t", "\n")
+    for data, expected in (
+            (flink_string_value("db.password") + flink_string_value(value), value),
+            (flink_string_value("db.password") + b"\x00" + flink_string_value(crlf), crlf),
+            (write_utf("db.password") + write_utf(value), value),
+            (java_string("db.password") + java_string(newline), newline)):
+        data = b"\x00\x01" + data + b"\x00"
+        finding = only(data)
+        assert (finding.value, finding.context) == (expected, "key db.password")
+        assert data[finding.offset:finding.end] == expected.encode()
+    # Without a length that frames it, text after a tab is no binary value.
+    assert find_secrets(b"db.password\tQuokka7Zebra9Mango3\t3ognaM9arbeZ7akkouQ\n") == []
+
+
+def test_write_utf_values_with_any_utf8_char():
+    # ł is C5 82 and € is E2 82 AC: bytes 0x80-0x9F, which no Latin-1 text holds.
+    for char in ("\u0142", "\u20ac", "\u00e9"):
+        value = f"Quokka7Zebra9Mango3{char}3ognaM9arbeZ7akkouQ"
+        for key, framed in ((write_utf("db.password"), write_utf(value)),
+                            (java_string("db.password"), java_string(value))):
+            data = b"\x00\x01" + key + framed + b"\x00"
+            finding = only(data)
+            assert finding.value in (value, value.encode().decode("latin-1")), char
+            assert data[finding.offset:finding.end] == value.encode(), char
