@@ -91,3 +91,49 @@ def flink_string_value(text: str) -> bytes:
             number >>= 7
         out.append(number)
     return bytes(out)
+
+
+# Akka/Pekko classic remoting frames, built byte for byte per flink-wire-facts.md 2b.
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def associate(system=b"flink", host=b"127.0.0.1", port=40000,
+              uid=b"\x01\x02\x03\x04\xff\xff\xff\xff"):
+    address = field(1, system) + field(2, host) + b"\x18" + varint(port) + field(4, b"tcp")
+    handshake = field(1, address) + b"\x11" + uid
+    control = b"\x08\x01" + field(2, handshake)
+    message = field(2, control)
+    return struct.pack(">I", len(message)) + message
+
+
+def envelope(recipient, sender, body, serializer=1, manifest=b""):
+    serialized = field(1, body) + b"\x10" + varint(serializer)
+    if manifest:
+        serialized += field(3, manifest)
+    remote = (field(1, field(1, recipient)) + field(2, serialized) + field(4, field(1, sender))
+              + b"\x29" + struct.pack("<Q", 7))
+    message = field(1, field(2, remote))
+    return struct.pack(">I", len(message)) + message
+
+
+def method_invocation(gateway, method):
+    """The inner Java stream of RemoteRpcInvocation$MethodInvocation, as on the wire."""
+    name = b"org.apache.flink.runtime.rpc.messages.RemoteRpcInvocation$MethodInvocation"
+    utf = (struct.pack(">H", len(gateway)) + gateway + struct.pack(">H", len(method)) + method
+           + b"\x00\x00\x00\x01")
+    return (b"\xac\xed\x00\x05\x73\x72\x00" + bytes([len(name)]) + name
+            + b"\x00" * 8 + b"\x03\x00\x00\x78\x70" + b"\x77" + bytes([len(utf)]) + utf + b"\x78")
