@@ -195,8 +195,7 @@ class Capture:
 
     def pcap_records(self):
         """(mapped file, `pcap_layout`) of a classic pcap, for a caller that walks its
-        records itself (the layout None when the file header is cut, recorded as an
-        anomaly); None for any other capture, which is read by iterating it."""
+        records itself; None for any other capture, which is read by iterating it."""
         if self._map is None or self.info.format != "pcap":
             return None
         return self._map, pcap_layout(self._map, self.info)
@@ -292,10 +291,7 @@ def open_capture(path: str | os.PathLike) -> Capture:
 
 
 def _walk_pcap(buf, info: CaptureInfo):
-    layout = pcap_layout(buf, info)
-    if layout is None:
-        return
-    linktype, header, scale, frac_limit, limit = layout
+    linktype, header, scale, frac_limit, limit = pcap_layout(buf, info)
     end = len(buf)
     off = 24
     bad_frac = 0
@@ -321,19 +317,14 @@ def pcap_layout(buf, info: CaptureInfo):
     """Read a classic pcap file header into `info`.
 
     Returns (linktype, record header unpacker, timestamp scale to ns, sub-second
-    limit, longest record accepted), or None when the file header is cut (an
-    anomaly; `open_capture` refuses such a file, so only a bare buffer gets
-    here). Records follow at offset 24. `_walk_pcap` and the packet loop of
-    `tcp.build` (which walks records itself) share it and `pcap_stop`.
+    limit, longest record accepted). The buffer holds the whole 24-byte file
+    header (`open_capture` refuses a file cut inside it); records follow it.
+    `_walk_pcap` and the packet loop of `tcp.build` (which walks records itself)
+    share it and `pcap_stop`.
     """
-    end = len(buf)
     order, resolution = PCAP_MAGICS[bytes(buf[:4])]
     info.byte_order = "little" if order == "<" else "big"
     info.timestamp_resolution = resolution
-    if end < 24:
-        info.anomaly("truncated-file-header", 0, f"file header needs 24 bytes, {end} present",
-                     bytes_present=end, bytes_needed=24)
-        return None
     _, _, _, _, snaplen, network = struct.unpack_from(order + "HHiIII", buf, 4)
     linktype = network & 0x0FFFFFFF
     info.snaplen = snaplen

@@ -83,11 +83,8 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
         pcap = capture.pcap_records()
         records = iter(capture) if pcap is None else None
         if pcap is not None:
-            buf, layout = pcap
-            pos = end = bad_frac = 0
-            if layout is not None:
-                linktype, header, scale, frac_limit, limit = layout
-                pos, end = 24, len(buf)
+            buf, (linktype, header, scale, frac_limit, limit) = pcap
+            pos, end, bad_frac = 24, len(buf), 0
         while True:
             if records is None:
                 # A classic pcap's records are walked here, as `_walk_pcap` walks them
