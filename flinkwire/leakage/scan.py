@@ -760,7 +760,8 @@ def _key_framed_in_run(text: str, start: int, hit_start: int, hit_end: int,
             value = _string_value_pair(text, key_start, hit_end, end)
             if value is not None:
                 return key_start, value
-        if text[key_start - 2] == "\x00" and end - 1 <= key_start + declared <= end:
+        if (key_start >= 2 and text[key_start - 2] == "\x00"
+                and end - 1 <= key_start + declared <= end):
             tries -= 1
             value = _binary_value(text, key_start, end)
             if value is not None:
@@ -790,12 +791,9 @@ def _prefixed_string(text: str, position: int, notation: str) -> tuple[int, int,
     """
     length = len(text)
     if notation == "varint":
-        # Configuration.write: type byte 0 (String), then the StringValue
-        if text[position:position + 1] == "\x00":
-            value = _string_value(text, position + 1)
-            if value is not None:
-                return value
-        return _string_value(text, position)
+        # Configuration.write: type byte 0 (String), then the StringValue. Read from
+        # the 0 itself, a StringValue would be the null string, so that is no second try.
+        return _string_value(text, position + (text[position:position + 1] == "\x00"))
     candidates = []
     if position + 3 <= length and text[position] == "t":
         candidates.append((position + 3,

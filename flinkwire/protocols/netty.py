@@ -22,7 +22,6 @@ written by Kryo/POJO/Row serializers yield only the strings inside them.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import logging
 import re
@@ -286,38 +285,30 @@ def _record(payload: bytes, direction: str, offset: int, receiver: str,
     return record
 
 
-def _segment_start(segment: tuple[int, int]) -> int:
-    return segment[0]
-
-
 class _Channel:
-    """Unfinished record bytes of one input channel, with the stream offsets they came from."""
+    """Unfinished record bytes of one input channel, and the stream offset they start at.
 
-    __slots__ = ("receiver", "pending", "segments")
+    The pending bytes only grow until a record is complete and then start over, so
+    they always begin at the start of one record: one offset says where it was.
+    """
+
+    __slots__ = ("receiver", "pending", "first_offset")
 
     def __init__(self, receiver: str):
         self.receiver = receiver          # the receiverId, as hex
         self.pending = bytearray()
-        self.segments: list[tuple[int, int]] = []  # (index in pending, stream offset)
-
-    def offset_of(self, index: int) -> int:
-        # The segment holding `index` is the last one starting at or before it: found
-        # by bisection, since a channel can pend hundreds of segments between records.
-        found = bisect.bisect_right(self.segments, index, key=_segment_start) - 1
-        if found < 0:
-            return -1
-        start, at = self.segments[found]
-        return at + (index - start)
+        self.first_offset = -1            # stream offset of pending[0]; -1 while empty
 
     def add(self, stream: bytes, start: int, end: int) -> None:
         """Pend stream[start:end]."""
         if end > start:
-            self.segments.append((len(self.pending), start))
+            if not self.pending:
+                self.first_offset = start
             self.pending += stream[start:end]
 
     def clear(self) -> None:
         self.pending = bytearray()
-        self.segments = []
+        self.first_offset = -1
 
 
 _LENGTH = struct.Struct(">I")
@@ -356,7 +347,7 @@ def _split_records(channel: _Channel, stream: bytes, start: int, end: int, direc
             continue
         length = _LENGTH.unpack_from(pending, 0)[0]
         if length == 0 or length > MAX_RECORD:
-            anomalies.append(_bad_length(direction, channel.offset_of(0), length, receiver))
+            anomalies.append(_bad_length(direction, channel.first_offset, length, receiver))
             channel.clear()
             return count
         if pos == end:
@@ -366,7 +357,7 @@ def _split_records(channel: _Channel, stream: bytes, start: int, end: int, direc
         pos += take
         if len(pending) == 4 + length:
             if count < max_records:
-                records.append(_record(bytes(pending[4:]), direction, channel.offset_of(0),
+                records.append(_record(bytes(pending[4:]), direction, channel.first_offset,
                                        receiver, count < fields_for))
             count += 1
             channel.clear()
@@ -523,7 +514,7 @@ def _walk(stream: bytes, direction: str, version_hint: str | None, out: dict,
             return
     for channel in channels.values():
         if channel.pending:
-            anomalies.append(_anomaly("unfinished-record", direction, channel.offset_of(0),
+            anomalies.append(_anomaly("unfinished-record", direction, channel.first_offset,
                                       f"{len(channel.pending)} bytes of a record on channel "
                                       f"{channel.receiver} never completed"))
 
