@@ -164,25 +164,25 @@ class Capture:
         tmp = tempfile.NamedTemporaryFile(prefix="flinkwire-", suffix=".pcap", delete=False)
         self._tmp = tmp.name
         try:
-            stopped = _gunzip(self._file, tmp)
+            damage = _gunzip(self._file, tmp)
             inflated = tmp.tell()
         finally:
             tmp.close()
         self._file.close()
         self._file = open(self._tmp, "rb")
-        if stopped is not None and not inflated:
-            _, reason = stopped
-            if isinstance(reason, zlib.error):
-                return f"is not a valid gzip file ({_zlib_reason(reason)})"
-            return f"is a gzip file cut short before any of its content ({reason})"
-        if stopped is not None:
-            # A cut gzip stream still gives what was inflated before the cut.
-            offset, reason = stopped
+        for offset, kind, reason in damage:
             if isinstance(reason, zlib.error):
                 reason = _zlib_reason(reason)
-            if reason.startswith("inflates beyond"):
+            if not inflated and kind == "corrupt":
+                return f"is not a valid gzip file ({reason})"
+            if not inflated and kind == "cut":
+                return f"is a gzip file cut short before any of its content ({reason})"
+            if kind == "checksum":
+                self.info.anomaly("gzip-checksum", offset, reason)
+            elif kind == "limit":
                 self.info.anomaly("limit", offset, f"gzip stream {reason}")
             else:
+                # A cut or corrupt gzip stream still gives what was inflated before it.
                 self.info.anomaly("truncated-gzip", offset, f"gzip stream ends early ({reason})")
         return None
 
@@ -233,50 +233,151 @@ class Capture:
 # disk, so inflation stops there (the part inflated is still analysed).
 MAX_GZIP_RATIO = 200
 MIN_GZIP_ALLOWANCE = 256 * 1024 * 1024
+# A member's optional name and comment end at a zero byte; one that runs on for
+# longer than this is not a gzip header but damage.
+MAX_GZIP_HEADER = 64 * 1024
+
+GZIP_FHCRC, GZIP_FEXTRA, GZIP_FNAME, GZIP_FCOMMENT = 0x02, 0x04, 0x08, 0x10
+GZIP_RESERVED = 0xE0
 
 
-def _gunzip(source, sink, chunk: int = 1 << 20):
+class _Compressed:
+    """The bytes of `source`, read a chunk at a time, and the file offset of the
+    first byte not yet taken (`offset`), so that damage is reported where it is."""
+
+    def __init__(self, source, chunk: int):
+        self.source = source
+        self.chunk = chunk
+        self.data = b""
+        self.offset = 0
+        self.read_total = 0
+
+    def fill(self, wanted: int) -> bool:
+        """At least `wanted` bytes in `data`; False where the file ends before."""
+        while len(self.data) < wanted:
+            more = self.source.read(self.chunk)
+            if not more:
+                return False
+            self.read_total += len(more)
+            self.data += more
+        return True
+
+    def take(self, count: int) -> bytes:
+        part, self.data = self.data[:count], self.data[count:]
+        self.offset += len(part)
+        return part
+
+    def keep(self, rest: bytes) -> None:
+        """What the inflater left of `data`: the bytes before it were consumed."""
+        self.offset += len(self.data) - len(rest)
+        self.data = rest
+
+    def skip_zeros(self) -> bool:
+        """Past any zero padding; False where the file ends first."""
+        while True:
+            if not self.data and not self.fill(1):
+                return False
+            rest = self.data.lstrip(b"\x00")
+            self.keep(rest)
+            if rest:
+                return True
+
+
+def _gunzip(source, sink, chunk: int = 1 << 20) -> list[tuple[int, str, object]]:
     """Inflate every gzip member of `source` into `sink`.
 
-    Returns None, or (compressed offset, reason) where the stream is cut or
-    corrupt; the reason is the `zlib.error` itself where the bytes are not gzip
-    data, so that a caller can tell a damaged file from a cut one. Unlike
-    `GzipFile.read`, which raises and drops the bytes of the read that meets the
-    cut, everything inflated before that point is written.
+    Returns the damage met, in file order, as (compressed offset, kind, reason):
+    kind "checksum" where a member's CRC-32 or length does not match what it
+    inflated to (inflation goes on: the bytes are read as they are), and last,
+    where inflation stopped early, "corrupt" (the reason is the `zlib.error`, or
+    a sentence about the header), "cut" or "limit".
+
+    Members are inflated as raw deflate behind a header parsed here, and their
+    trailers are checked here, because zlib's own gzip mode raises at a bad
+    trailer and drops the output of the call that met it: a file whose only
+    damage was its checksum came out empty. Unlike `GzipFile.read`, everything
+    inflated before a cut or corrupt block is written.
     """
-    inflater = zlib.decompressobj(wbits=31)
-    data = b""
+    reader = _Compressed(source, chunk)
+    damage: list[tuple[int, str, object]] = []
     written = 0
-    consumed = 0          # compressed bytes read from `source`
-    started = False       # some bytes of the current member were fed
-    while True:
-        if not data:
-            data = source.read(chunk)
-            consumed += len(data)
-            if not data:
-                break
-        if not started:
-            data = data.lstrip(b"\x00")   # gzip files may be padded with zeros
-            if not data:
-                continue
-            started = True
-        try:
-            piece = inflater.decompress(data, chunk)
-        except zlib.error as exc:
-            return consumed - len(data), exc
-        written += len(piece)
-        if written > max(MAX_GZIP_RATIO * max(consumed, 1), MIN_GZIP_ALLOWANCE):
-            return consumed, (f"inflates beyond {MAX_GZIP_RATIO} times its compressed size "
-                              "(a gzip bomb?); the rest is not inflated")
-        sink.write(piece)
-        data = inflater.unconsumed_tail
-        if inflater.eof:
-            data = inflater.unused_data
-            inflater = zlib.decompressobj(wbits=31)
-            started = False
-    if started:
-        sink.write(inflater.flush())
-        return consumed, "compressed file ended before the end-of-stream marker"
+    while reader.skip_zeros():
+        start = reader.offset
+        problem = _gzip_header(reader)
+        if problem is not None:
+            damage.append((start, *problem))
+            return damage
+        inflater = zlib.decompressobj(wbits=-15)
+        crc = 0
+        size = 0
+        while not inflater.eof:
+            if not reader.data and not reader.fill(1):
+                piece = inflater.flush()
+                sink.write(piece)
+                damage.append((reader.offset, "cut",
+                               "compressed file ended before the end-of-stream marker"))
+                return damage
+            at = reader.offset
+            try:
+                piece = inflater.decompress(reader.data, chunk)
+            except zlib.error as exc:
+                damage.append((at, "corrupt", exc))
+                return damage
+            reader.keep(inflater.unused_data if inflater.eof else inflater.unconsumed_tail)
+            written += len(piece)
+            if written > max(MAX_GZIP_RATIO * max(reader.read_total, 1), MIN_GZIP_ALLOWANCE):
+                damage.append((reader.read_total, "limit",
+                               f"inflates beyond {MAX_GZIP_RATIO} times its compressed size "
+                               "(a gzip bomb?); the rest is not inflated"))
+                return damage
+            sink.write(piece)
+            crc = zlib.crc32(piece, crc)
+            size += len(piece)
+        at = reader.offset
+        if not reader.fill(8):
+            damage.append((at, "cut", "compressed file ended inside a member's trailer"))
+            return damage
+        want_crc, want_size = struct.unpack("<II", reader.take(8))
+        if want_crc != crc or want_size != size & 0xFFFFFFFF:
+            damage.append((at, "checksum",
+                           f"a member's trailer says CRC-32 {want_crc:08x} and {want_size} "
+                           f"bytes, its data inflated to CRC-32 {crc:08x} and "
+                           f"{size & 0xFFFFFFFF} bytes; read as inflated"))
+    return damage
+
+
+def _gzip_header(reader: _Compressed) -> tuple[str, str] | None:
+    """Take one member header (RFC 1952, section 2.3) off `reader`; returns
+    (kind, reason) where it is not one, else None."""
+    if not reader.fill(10):
+        return "cut", "compressed file ended inside a member's header"
+    fixed = reader.data[:10]
+    if fixed[:2] != GZIP_MAGIC:
+        return "corrupt", f"bytes {fixed[:2].hex(' ')} where a gzip member should start"
+    if fixed[2] != 8:
+        return "corrupt", f"unknown compression method {fixed[2]}"
+    flags = fixed[3]
+    if flags & GZIP_RESERVED:
+        return "corrupt", f"reserved header flags set ({flags:#04x})"
+    end = 10
+    if flags & GZIP_FEXTRA:
+        if not reader.fill(end + 2):
+            return "cut", "compressed file ended inside a member's header"
+        end += 2 + int.from_bytes(reader.data[end:end + 2], "little")
+    for flag in (GZIP_FNAME, GZIP_FCOMMENT):
+        if flags & flag:
+            while (zero := reader.data.find(b"\x00", end)) < 0:
+                if len(reader.data) > MAX_GZIP_HEADER:
+                    return "corrupt", f"a member's name or comment runs past {MAX_GZIP_HEADER} bytes"
+                if not reader.fill(len(reader.data) + 1):
+                    return "cut", "compressed file ended inside a member's header"
+            end = zero + 1
+    if flags & GZIP_FHCRC:
+        end += 2
+    if not reader.fill(end):
+        return "cut", "compressed file ended inside a member's header"
+    # A header CRC (FHCRC), where present, guards only the fields just skipped.
+    reader.take(end)
     return None
 
 

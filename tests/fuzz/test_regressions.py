@@ -4,7 +4,10 @@ Each test names the finding, the fix, and holds the smallest input that showed i
 """
 
 import gzip
+import zlib
 import struct
+
+import pytest
 
 from flinkwire.leakage.redact import redact_text
 from flinkwire.reading import open_capture
@@ -84,3 +87,82 @@ def test_per_block_damage_is_counted_not_listed(tmp_path):
     assert rows[-1]["unlisted"] == 100 - MAX_ANOMALIES_PER_KIND
     assert rows[-1]["file_offset"] == len(shb + broken_idb) + MAX_ANOMALIES_PER_KIND * len(
         _block(6, struct.pack("<IIIII", 0, 0, 0, len(FRAME), len(FRAME)) + FRAME))
+
+
+def _damaged_trailer(data: bytes, crc_delta: int = 0, size_delta: int = 0) -> bytes:
+    packed = bytearray(gzip.compress(data, compresslevel=1))
+    crc, size = struct.unpack("<II", packed[-8:])
+    packed[-8:] = struct.pack("<II", (crc + crc_delta) & 0xFFFFFFFF, (size + size_delta) & 0xFFFFFFFF)
+    return bytes(packed)
+
+
+def test_gzip_with_a_bad_checksum_is_read_with_a_warning(tmp_path):
+    """Found by the breaker (207): a .pcap.gz whose only damage was its CRC-32 trailer was
+    refused ("is not a valid gzip file (incorrect data check)", exit 2): zlib's gzip mode
+    raises at the trailer and drops what the same call inflated, here the whole file.
+    Fixed in reading/capture.py `_gunzip`: members are inflated as raw deflate and their
+    trailers checked by us; a mismatch is a `gzip-checksum` anomaly, and every packet is read."""
+    raw = _pcap(40)
+    for name, packed in {"crc": _damaged_trailer(raw, crc_delta=1),
+                         "size": _damaged_trailer(raw, size_delta=-3)}.items():
+        path = tmp_path / f"{name}.pcap.gz"
+        path.write_bytes(packed)
+        with open_capture(path) as capture:
+            assert len(list(capture)) == 40
+            anomalies = capture.info.anomalies
+        assert [a["kind"] for a in anomalies] == ["gzip-checksum"], name
+        assert anomalies[0]["file_offset"] == len(packed) - 8
+        assert "read as inflated" in anomalies[0]["detail"]
+
+
+def test_gzip_checksum_of_a_middle_member_does_not_stop_the_rest(tmp_path):
+    raw = _pcap(30)
+    first = _damaged_trailer(raw[:1000], crc_delta=7)
+    path = tmp_path / "members.pcap.gz"
+    path.write_bytes(first + gzip.compress(raw[1000:]))
+    with open_capture(path) as capture:
+        assert len(list(capture)) == 30
+        assert [(a["kind"], a["file_offset"]) for a in capture.info.anomalies] == [
+            ("gzip-checksum", len(first) - 8)]
+
+
+def _member_with_every_header_field(data: bytes) -> bytes:
+    """A member as RFC 1952 allows, with the optional fields gzip.compress never writes:
+    FEXTRA, FNAME, FCOMMENT and FHCRC (flags 0x1e)."""
+    body = gzip.compress(data)[10:]               # raw deflate + trailer
+    header = b"\x1f\x8b\x08\x1e" + b"\x00" * 4 + b"\x00\x03"
+    header += struct.pack("<H", 5) + b"extra"
+    header += b"flink-tm-1.pcap\x00" + b"captured on the shuffle port\x00"
+    header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    return header + body
+
+
+def test_gzip_header_fields_and_trailing_garbage(tmp_path):
+    raw = _pcap(25)
+    member = _member_with_every_header_field(raw)
+    assert gzip.decompress(member) == raw      # the member is valid for the stdlib too
+    path = tmp_path / "fields.pcap.gz"
+    path.write_bytes(_member_with_every_header_field(raw[:1000]) + b"\x00\x00"
+                     + _member_with_every_header_field(raw[1000:]))
+    with open_capture(path) as capture:
+        assert len(list(capture)) == 25
+        assert capture.info.anomalies == []
+    # Bytes after a member that are not a member: what came before is kept, the rest is
+    # damage at the offset where the bytes stop being gzip.
+    path.write_bytes(member + b"PK\x03\x04 not gzip")
+    with open_capture(path) as capture:
+        assert len(list(capture)) == 25
+        assert [(a["kind"], a["file_offset"]) for a in capture.info.anomalies] == [
+            ("truncated-gzip", len(member))]
+
+
+@pytest.mark.parametrize("cut", [3, 12, 20, 40])
+def test_gzip_cut_inside_a_second_header_keeps_the_first_member(tmp_path, cut):
+    raw = _pcap(25)
+    member = _member_with_every_header_field(raw)
+    path = tmp_path / "cut-header.pcap.gz"
+    path.write_bytes(member + member[:cut])
+    with open_capture(path) as capture:
+        assert len(list(capture)) == 25
+        kinds = [a["kind"] for a in capture.info.anomalies]
+    assert kinds == ["truncated-gzip"]

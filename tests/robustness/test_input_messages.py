@@ -6,6 +6,7 @@ A file that is not a capture: one line naming the file and what is wrong, exit 2
 line more and exit 2. Every file is built here.
 """
 
+import gzip
 import struct
 import subprocess
 import sys
@@ -96,3 +97,17 @@ def test_damage_after_good_packets_is_one_warning_per_kind_and_exit_zero(tmp_pat
     assert len(lines) == 2, lines
     assert "unknown_interface" in lines[0] and "bad_record_length" in lines[1]
     assert all(line.startswith(f"flinkwire: warning: {path}: ") for line in lines)
+
+
+def test_gzip_with_a_bad_checksum_is_one_warning_and_exit_zero(tmp_path):
+    """Found by the breaker (207): refused with exit 2 before; now read, with a warning."""
+    packed = bytearray(gzip.compress(pcap_bytes(FRAMES)))
+    packed[-8] ^= 0xFF
+    path = tmp_path / "bad-crc.pcap.gz"
+    path.write_bytes(bytes(packed))
+    code, lines = _report(path)
+    assert code == 0
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"flinkwire: warning: {path}: gzip-checksum at file offset "
+                               f"{len(packed) - 8}: ")
+    assert len(flinkwire.analyze(path).flows) == 1
