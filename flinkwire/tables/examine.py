@@ -130,6 +130,61 @@ def _midstream_tls(data: bytes):
     return None
 
 
+# A walk that meets one of these has left the record chain: what follows is not TLS.
+_CHAIN_BROKEN = frozenset({"bad-record-header", "bad-tls-length"})
+
+
+def _tls_doubt(c2s, s2c, start, midstream, facts, min_snippet):
+    """Why the TLS found in a flow is only TLS-shaped bytes, as (direction, offset,
+    reason), or None when it is a TLS session.
+
+    A ClientHello shape (at offset 0 or, STARTTLS-like, further in) or a record
+    chain in a stream caught mid-connection is a pattern in the bytes, and a
+    plaintext stream can hold it: an uploaded jar, a job's records that carry
+    network traffic, a byte[] argument. Calling such a flow TLS would hide its
+    plaintext from the scans and let `check` pass a plaintext cluster, so the claim
+    must hold up. A hello is answered in TLS (a ServerHello, or a run of records such
+    as an alert), or, with no reply captured, its records run unbroken to the end of what
+    was kept. A mid-stream chain runs unbroken in each direction that shows one,
+    and what precedes it (the tail of a record cut by the capture's start), or a
+    direction too short to show one, is not readable text. A server that answers a
+    real hello in plaintext is a plaintext server, and reads as one. (A declared
+    claim, see `examine`, is not doubted.)
+    """
+    broken = {anomaly["direction"]: anomaly["offset"] for anomaly in facts.anomalies
+              if anomaly["kind"] in _CHAIN_BROKEN}
+    if midstream == (None, None):
+        # Records may stop after a real handshake (FTP's CCC goes back to clear
+        # commands): that is an anomaly of the session, not a doubt about it.
+        if s2c:
+            # A chain further in still counts: a damaged first copy of the reply's start
+            # (a conflicting retransmission) must not make a TLS server plaintext.
+            if (tls.tls_server_start(s2c) is not None or tls.looks_like_tls_records(s2c[:4096])
+                    or _midstream_tls(s2c) is not None):
+                return None
+            why = "the server's reply is not TLS"
+        elif "c2s" in broken:
+            why = f"its records stop at offset {broken['c2s']}"
+        else:
+            return None
+        return ("c2s", start, f"a TLS ClientHello shape at offset {start}, but {why}: "
+                "read as plaintext")
+    for direction, head, offset in (("c2s", c2s, midstream[0]), ("s2c", s2c, midstream[1])):
+        if offset is not None and direction in broken:
+            return (direction, offset, f"TLS record headers from offset {offset} in a stream "
+                    f"caught mid-connection, but they stop at offset {broken[direction]}: "
+                    "read as plaintext")
+        # Before the chain, or in a direction too short to show one, only a record's
+        # ciphertext may stand.
+        before = head if offset is None else head[:offset]
+        readable = readable_count(before, min_snippet) if before else 0
+        if readable >= min_snippet and readable * 10 >= len(before):
+            where = "before them" if offset is not None else f"of {direction}, which has none"
+            return (direction, 0, "TLS record headers in a stream caught mid-connection, but "
+                    f"the {len(before)} bytes {where} are readable text: read as plaintext")
+    return None
+
+
 def _after_connect(c2s: bytes):
     """Where the tunnel starts after an HTTP CONNECT, if it opens with a TLS record header."""
     match = HEADER_END.search(c2s, 0, 8192)
@@ -227,10 +282,14 @@ def examine(flow, ctx: Context, out) -> None:
     plain_c2s, plain_s2c = len(c2s), len(s2c)
     facts = None
     start = tls.tls_start(c2s) if c2s else None
+    # Where the TLS claim comes from something other than a pattern, it is not doubted:
+    # a server's records with nothing from the client, or a tunnel HTTP CONNECT declared.
+    declared = False
     if start is None and not c2s and s2c and tls.looks_like_tls_records(s2c[:4096]):
-        start = 0
+        start, declared = 0, True
     if start is None and c2s.startswith(b"CONNECT "):
         start = _after_connect(c2s)
+        declared = start is not None
     midstream = (None, None)
     if start is None and not flow.syn_seen:
         midstream = (_midstream_tls(c2s), _midstream_tls(s2c))
@@ -244,6 +303,13 @@ def examine(flow, ctx: Context, out) -> None:
         facts = tls.parse_tls(c2s, s2c, start_c2s=start, start_s2c=s2c_start or 0,
                               complete_c2s=chalf.head_complete(),
                               complete_s2c=shalf.head_complete())
+        doubt = None if declared else _tls_doubt(c2s, s2c, start, midstream, facts,
+                                                    ctx.min_snippet)
+        if doubt is not None:
+            out.anomaly(fid, doubt[0], doubt[1], "tls-lookalike", doubt[2], source="tls")
+            facts = None
+            start = None
+    if start is not None:
         row["verdict"] = "tls"
         row["tls_version"] = facts.version
         row["sni"] = out.shared(facts.sni)

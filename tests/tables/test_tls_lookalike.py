@@ -1,0 +1,124 @@
+"""TLS-shaped bytes inside a plaintext stream must not make the flow TLS.
+
+Found by the breaker (301, 302): a plaintext flow was called TLS, so `check` passed a
+plaintext cluster and the flow's secrets were never scanned, when a ClientHello shape
+sat past the first byte of the client stream (an uploaded jar, a job's records that
+carry network traffic) or three record-header shapes sat in a stream caught
+mid-connection. The controls below keep real STARTTLS and real mid-stream TLS as TLS.
+"""
+
+import random
+
+import flinkwire
+from builders import conversation, pcap_bytes, tcp_packet
+
+SECRET = b'{"password": "hunter2-prod-Secret-77"}'
+HELLO_SHAPE = bytes.fromhex("16030100050100000103")      # record + client_hello header
+
+
+def _analyze(tmp_path, packets, name="x.pcap"):
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes([bytes(p) for p in packets]))
+    return flinkwire.analyze(path, reveal=True)
+
+
+def _lookalikes(analysis):
+    rows = analysis.anomalies
+    return list(rows[rows["kind"] == "tls-lookalike"]["detail"])
+
+
+def _one_way(c2s_chunks, s2c_chunks, client=("192.0.2.11", 41000), server=("192.0.2.10", 6123)):
+    """Segments of a connection caught after it opened: no SYN, no FIN."""
+    (ci, cp), (si, sp) = client, server
+    packets, cseq, sseq = [], 100_000, 900_000
+    for chunk in c2s_chunks:
+        packets.append(tcp_packet(ci, cp, si, sp, cseq, sseq, "PA", chunk))
+        cseq += len(chunk)
+    for chunk in s2c_chunks:
+        packets.append(tcp_packet(si, sp, ci, cp, sseq, cseq, "PA", chunk))
+        sseq += len(chunk)
+    return packets
+
+
+def _chunks(data, size=1400):
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_hello_shape_in_an_upload_leaves_the_flow_plaintext(tmp_path):
+    body = b"PK\x03\x04" + bytes(range(256)) * 4 + HELLO_SHAPE + bytes(range(200))
+    request = (b"POST /jars/upload HTTP/1.1\r\nHost: jm\r\nContent-Type: application/java-archive"
+               b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(SECRET)).encode() + b"\r\n\r\n" + SECRET)
+    analysis = _analyze(tmp_path, conversation(c2s=[request], s2c=[response]))
+    flow = analysis.flows.iloc[0]
+    assert (flow.verdict, flow.starttls_offset) == ("plaintext", None)
+    assert analysis.tls.empty
+    [detail] = _lookalikes(analysis)
+    assert "the server's reply is not TLS" in detail and f"offset {request.index(HELLO_SHAPE)}" in detail
+    # The server's reply is scanned now: it was cut off as "before its ServerHello".
+    assert "hunter2-prod-Secret-77" in set(analysis.findings["value"])
+
+
+def test_record_shapes_mid_stream_leave_the_flow_plaintext(tmp_path):
+    text = b"user=alice@example.com password=hunter2-prod-secret " * 30
+    c2s = text + b"\x17\x03\x03\x00\x01X" * 3 + text
+    analysis = _analyze(tmp_path, _one_way(_chunks(c2s), [text]))
+    flow = analysis.flows.iloc[0]
+    assert flow.verdict == "plaintext" and not flow.handshake_seen
+    [detail] = _lookalikes(analysis)
+    assert "stop at offset" in detail or "readable text" in detail
+    values = set(analysis.findings["value"])
+    assert "hunter2-prod-secret" in values and "alice@example.com" in values
+
+
+def test_readable_text_before_a_whole_record_chain_is_not_a_record_tail(tmp_path):
+    rng = random.Random(7)
+    records = b"".join(b"\x17\x03\x03\x01\x00" + rng.randbytes(256) for _ in range(6))
+    text = b"password=hunter2-prod-secret user=alice@example.com\n" * 20
+    analysis = _analyze(tmp_path, _one_way(_chunks(text + records), _chunks(records)))
+    assert analysis.flows.iloc[0].verdict == "plaintext"
+    [detail] = _lookalikes(analysis)
+    assert "readable text" in detail
+    assert "hunter2-prod-secret" in set(analysis.findings["value"])
+
+
+def test_real_mid_stream_tls_stays_tls(tmp_path):
+    rng = random.Random(11)
+
+    def stream():
+        tail = rng.randbytes(300)                    # the end of a record cut by the capture
+        return tail, tail + b"".join(b"\x17\x03\x03\x02\x00" + rng.randbytes(512)
+                                     for _ in range(8))
+
+    (c_tail, c2s), (s_tail, s2c) = stream(), stream()
+    analysis = _analyze(tmp_path, _one_way(_chunks(c2s), _chunks(s2c)))
+    flow = analysis.flows.iloc[0]
+    assert flow.verdict == "tls"
+    assert _lookalikes(analysis) == []
+    assert analysis.tls.iloc[0].application_data_bytes_c2s == 8 * 512
+
+
+def test_starttls_answered_by_a_server_hello_stays_tls(tmp_path):
+    # Only the record and handshake headers matter here: the server's reply opens with a
+    # ServerHello shape, as a real STARTTLS server's does after its plaintext go-ahead.
+    hello = bytes.fromhex("160301002f0100002b0303") + bytes(32) + b"\x00\x00\x02\x00\x2f\x01\x00"
+    server_hello = (bytes.fromhex("160303002a020000260303") + bytes(32)
+                    + b"\x00\x00\x2f\x00")
+    c2s = [b"STARTTLS\r\n", hello]
+    s2c = [b"220 Go ahead\r\n", server_hello]
+    analysis = _analyze(tmp_path, conversation(c2s=c2s, s2c=s2c))
+    flow = analysis.flows.iloc[0]
+    assert (flow.verdict, flow.starttls_offset) == ("tls", len(c2s[0]))
+    assert _lookalikes(analysis) == []
+
+
+def test_hello_shape_first_then_plaintext_is_plaintext(tmp_path):
+    """The breaker's variant: the shape as the stream's first bytes, plaintext after it."""
+    request = HELLO_SHAPE + b"\r\nuser=alice password=hunter2-prod-Secret-88\r\n"
+    analysis = _analyze(tmp_path, conversation(c2s=[request], s2c=[SECRET]))
+    assert analysis.flows.iloc[0].verdict == "plaintext"
+    [detail] = _lookalikes(analysis)
+    assert detail.startswith("a TLS ClientHello shape at offset 0")
+    values = set(analysis.findings["value"])
+    assert {"hunter2-prod-Secret-77", "hunter2-prod-Secret-88"} <= values
