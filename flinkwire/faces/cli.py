@@ -16,7 +16,6 @@ import sys
 
 from ..errors import FlinkwireError
 from ..flink import knowledge
-from ..tables.analysis import analyze, default_capture
 from .summary import printable
 
 GROUPS = ("internal", "rest", "unencryptable", "external-service")
@@ -86,6 +85,9 @@ def _damage_lines(info) -> list[str]:
 
 
 def _run_analysis(args, reveal=False):
+    # Imported here, not at the top: pandas and the analysis modules cost about 0.45 s,
+    # which `--help` and a refused argument need not wait for.
+    from ..tables.analysis import analyze, default_capture
     from .progress import progress_for
     paths = args.captures or [str(default_capture())]
     with progress_for(paths, quiet=args.quiet) as progress:

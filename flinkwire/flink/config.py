@@ -14,7 +14,6 @@ import os
 import re
 from typing import Any
 
-import yaml
 
 from flinkwire.errors import ConfigError
 from flinkwire.flink import knowledge
@@ -282,6 +281,9 @@ def parse_config(text: str, path: str | None = None) -> FlinkConfig:
     """Parse config text; flink-conf.yaml (by name) uses Flink 1.x's line rules, else YAML."""
     legacy = bool(path) and os.path.basename(path) == "flink-conf.yaml"
     if not legacy:
+        # Imported here: an analysis without a config file does not load PyYAML.
+        import yaml
+
         try:
             tree = yaml.safe_load(text)
         except yaml.YAMLError as exc:

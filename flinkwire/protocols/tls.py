@@ -42,7 +42,6 @@ import re
 from dataclasses import dataclass, field
 
 from flinkwire.protocols import tls_names as names
-from flinkwire.protocols.x509 import describe_certificate
 
 log = logging.getLogger(__name__)
 
@@ -732,6 +731,8 @@ def _parse_server_key_exchange(body: bytes, cipher_name: str | None, facts: TlsF
 
 
 def _describe_chain(chain: list[bytes]) -> list[dict]:
+    # x509 imports cryptography (about 25 ms); a capture without a certificate never pays it.
+    from flinkwire.protocols.x509 import describe_certificate
     return [describe_certificate(der) for der in chain]
 
 
@@ -763,7 +764,7 @@ def _parse_sslv2_server_hello(data: bytes, pos: int, facts: TlsFacts) -> None:
     cert_length = _u16(data, pos + 7)
     certificate = data[pos + 13:pos + 13 + cert_length]
     if len(certificate) == cert_length and data[pos + 4] == 1 and certificate:
-        facts.server_certificates = [describe_certificate(certificate)]
+        facts.server_certificates = _describe_chain([certificate])
     facts.session_resumed = bool(data[pos + 3])
 
 

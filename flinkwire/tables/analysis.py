@@ -26,7 +26,6 @@ from ..flink.remediation import remedy
 from ..tcp.build import build_flows, total_size
 from ..tcp.flows import Limits
 from .examine import Context, FixedRow, Rows, examiner
-from .shard import analyze_sharded
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +112,7 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
         rows, stats = analyze_parallel(paths, ctx, limits, progress, executor)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
     if shards > 1 and len(paths) == 1:
+        from .shard import analyze_sharded
         rows, stats = analyze_sharded(paths[0], ctx, limits, progress, shards)
         return Analysis(paths, rows, stats, ctx, flink_config, reveal)
     rows = Rows((limits or Limits()).max_rows_per_table)

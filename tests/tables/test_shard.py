@@ -71,7 +71,7 @@ def test_full_tables_keep_the_rows_one_process_keeps(tmp_path):
 
 def test_one_process_is_the_default(monkeypatch):
     calls = []
-    monkeypatch.setattr("flinkwire.tables.analysis.analyze_sharded",
+    monkeypatch.setattr(shard, "analyze_sharded",
                         lambda *a, **k: calls.append(a))
     flinkwire.analyze(ROOT / "captures" / "s1-plaintext.pcap")
     assert calls == []
