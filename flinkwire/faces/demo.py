@@ -13,8 +13,7 @@ from pathlib import Path
 
 from ..errors import FlinkwireError
 from ..tables.analysis import analyze, default_capture
-from .plots import secret_findings
-from .summary import _cell, human_bytes, verdict_line
+from .summary import _cell, human_bytes, secret_findings, verdict_line
 
 BEFORE = "s1-plaintext"
 AFTER = ("s3-full-tls-mutual-rest", "s2-internal-tls")

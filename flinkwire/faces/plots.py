@@ -22,7 +22,7 @@ from matplotlib.transforms import Bbox
 from matplotlib.path import Path
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .summary import human_bytes
+from .summary import human_bytes, secret_findings
 
 VERDICTS = ("plaintext", "opaque", "tls", "no-payload")
 VERDICT_COLOURS = {
@@ -395,16 +395,6 @@ def _ip_key(ip):
 
 
 # -- comparison ---------------------------------------------------------------
-
-def secret_findings(analysis) -> pd.DataFrame:
-    """The findings that are values read off a stream (a password, a card number, ...),
-    as opposed to facts about a channel (plaintext, a self-signed certificate): the
-    former carry the direction and offset where they were read."""
-    findings = analysis.findings
-    if findings.empty:
-        return findings
-    return findings[findings["direction"].notna()]
-
 
 def _secret_counts(analysis) -> pd.Series:
     secrets = secret_findings(analysis)

@@ -17,6 +17,17 @@ SECRET_KINDS = frozenset({"card-number", "password", "config-secret", "token", "
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 
+def secret_findings(analysis):
+    """The rows of `analysis.findings` that are values read off a stream (a password, a
+    card number, ...), as opposed to facts about a channel (plaintext, a self-signed
+    certificate): the former carry the direction and offset where they were read.
+    Here rather than in `plots` so that `flinkwire demo` does not load matplotlib."""
+    findings = analysis.findings
+    if findings.empty:
+        return findings
+    return findings[findings["direction"].notna()]
+
+
 def _grouped(findings):
     """(severity, role, kind, value, flows, occurrences), most severe first."""
     groups = {}

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
 
 ON_DEMAND = ("cryptography", "yaml", "multiprocessing", "matplotlib", "jinja2", "tqdm",
@@ -18,7 +18,7 @@ ON_DEMAND = ("cryptography", "yaml", "multiprocessing", "matplotlib", "jinja2", 
 
 def _loaded(code: str) -> list[str]:
     """The ON_DEMAND modules loaded after running `code` in a fresh interpreter."""
-    probe = f"{code}; import sys; print(' '.join(m for m in {ON_DEMAND!r} if m in sys.modules))"
+    probe = f"{code}\nimport sys; print(' '.join(m for m in {ON_DEMAND!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                           text=True, check=True)
     return done.stdout.split()
@@ -42,3 +42,10 @@ def test_cli_help_does_not_load_pandas():
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'pandas' not in sys.modules, 'pandas loaded'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True)
+
+
+def test_the_demo_on_the_terminal_does_not_load_matplotlib():
+    code = ("import contextlib, io; from flinkwire.faces import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert cli.main(['demo', '--quiet']) == 0")
+    assert "matplotlib" not in _loaded(code)
