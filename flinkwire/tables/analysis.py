@@ -74,6 +74,9 @@ def prepare(path_or_paths, config, reveal: bool, min_snippet: int):
         paths = [os.fspath(path_or_paths)]
     else:
         paths = [os.fspath(p) for p in path_or_paths]
+    if len(paths) > 1:
+        from .merge import distinct_paths  # the same file given twice is read once
+        paths = distinct_paths(paths)
     flink_config = load_config(config) if config is not None else None
     port_roles = dict(flink_config.port_roles()) if flink_config is not None else {}
     return paths, flink_config, Context(port_roles=port_roles, reveal=reveal,
