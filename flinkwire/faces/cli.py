@@ -3,7 +3,8 @@
 Exit codes: 0 done (a damaged capture still gives 0, with a warning line per
 kind of damage), 1 for `check` when a required channel is plaintext, 2 for bad
 input (not a capture, unreadable config, bad arguments) or a capture of which
-nothing could be read.
+nothing could be read. `check` exits with its verdict's status even when its output
+cannot be written (a reader that closed early, a full disk).
 """
 
 from __future__ import annotations
@@ -143,18 +144,54 @@ def main(argv=None) -> int:
     except ValueError:
         pass  # not the main thread (called from a library user's thread)
     try:
-        return _main(args)
+        status = _main(args)
+        # Pending output is written here, inside the handlers below: left to the
+        # interpreter's exit, a closed reader would be met after the status was chosen.
+        sys.stdout.flush()
+        return status
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do.
+        _detach_stdout()
+        return 0
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else "<stdout>"
+        print(f"flinkwire: {printable(name)}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.filename is None:
+            _detach_stdout()
+        return 2
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered for a reader that has
+    gone (or a full disk) is dropped at exit instead of failing again there."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        # No file descriptor (a library caller's replacement stream): swap the object.
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:
             pass
-        return 0
+
+
+def _say_verdict(lines: list[str], status: int) -> int:
+    """Print `check`'s verdict and return its exit status, whatever happens to stdout:
+    a CI step that pipes `check` into `head` must still fail on plaintext."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
     except OSError as exc:
-        print(f"flinkwire: {printable(exc.filename or '')}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
+        if not isinstance(exc, BrokenPipeError):
+            print(f"flinkwire: <stdout>: {exc.strerror or exc}", file=sys.stderr)
+        _detach_stdout()
+    return status
 
 
 def _main(args) -> int:
@@ -211,18 +248,17 @@ def _main(args) -> int:
                       "payload: neither TLS nor plaintext could be seen", file=sys.stderr)
             tls_seen = analysis.tls_flows(groups)
             if plain.empty and tls_seen.empty:
-                print(f"FAIL: no flow of {', '.join(groups)} channels was seen carrying TLS "
-                      f"({len(seen)} flows of those channels in the capture)")
-                return 1
+                return _say_verdict([f"FAIL: no flow of {', '.join(groups)} channels was seen "
+                                     f"carrying TLS ({len(seen)} flows of those channels in "
+                                     "the capture)"], 1)
             if plain.empty:
-                print(f"OK: all {len(tls_seen)} data-carrying flows of {', '.join(groups)} "
-                      "channels are TLS")
-                return 0
-            print(f"FAIL: {len(plain)} flows of {', '.join(groups)} channels are not TLS:")
-            for f in plain.itertuples(index=False):
-                print(f"  {f.flow_id} {f.role:<15} {f.client_ip}:{f.client_port} -> "
-                      f"{f.server_ip}:{f.server_port} {f.verdict}")
-            return 1
+                return _say_verdict([f"OK: all {len(tls_seen)} data-carrying flows of "
+                                     f"{', '.join(groups)} channels are TLS"], 0)
+            lines = [f"FAIL: {len(plain)} flows of {', '.join(groups)} channels are not TLS:"]
+            lines += [f"  {f.flow_id} {f.role:<15} {f.client_ip}:{f.client_port} -> "
+                      f"{f.server_ip}:{f.server_port} {f.verdict}"
+                      for f in plain.itertuples(index=False)]
+            return _say_verdict(lines, 1)
     except FlinkwireError as exc:
         print(f"flinkwire: {printable(exc)}", file=sys.stderr)
         return 2
