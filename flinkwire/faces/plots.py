@@ -7,6 +7,10 @@ show, style or save it (`fig.savefig("exposure.png")`). In Jupyter, run
 
 One colour per verdict, the same in every plot (`VERDICT_COLOURS`), chosen from
 the Okabe-Ito palette so that they stay apart for colour-blind readers.
+
+Text that comes from outside (capture file names, `compare`'s labels, roles, addresses)
+is drawn with `parse_math=False`: matplotlib would read a `$...$` in it as mathtext,
+garbling the title or failing at `savefig`.
 """
 
 from __future__ import annotations
@@ -56,9 +60,9 @@ def _bytes_axis(ax, axis="x") -> None:
 def _empty(fig: Figure, title: str, message: str) -> Figure:
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.set_title(title)
+    ax.set_title(title, parse_math=False)
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes,
-            color="#555555")
+            color="#555555", parse_math=False)
     return fig
 
 
@@ -110,13 +114,13 @@ def exposure(analysis, figsize=None) -> Figure:
         for yi, total in zip(y, left):
             label = human_bytes(int(total)) if ax is ax_bytes else f"{int(total)}"
             ax.text(total, yi, f" {label}", va="center", fontsize=8.5, color="#333333")
-    ax_bytes.set_yticks(y, list(order))
+    ax_bytes.set_yticks(y, list(order), parse_math=False)
     ax_bytes.set_xlabel("bytes (both directions)")
     _bytes_axis(ax_bytes)
     ax_bytes.xaxis.set_major_locator(MaxNLocator(5))
     ax_flows.set_xlabel("flows")
     ax_flows.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-    fig.suptitle(title, fontsize=12)
+    fig.suptitle(title, fontsize=12, parse_math=False)
     fig.legend(handles=_legend_handles(by_bytes.columns), loc="outside lower center",
                ncol=4, frameon=False)
     return fig
@@ -170,14 +174,14 @@ def timeline(analysis, figsize=None, max_flows: int = 400) -> Figure:
         if index < len(roles) - 1:
             ax.axhline(y - 0.5 + 0.4, color="#cccccc", linewidth=0.8)
         y += 0.8
-    ax.set_yticks(ticks, labels)
+    ax.set_yticks(ticks, labels, parse_math=False)
     ax.set_ylim(y - 0.4, -0.8)
     ax.set_xlim(-span * 0.01, span * 1.01)
     ax.set_xlabel("seconds since the first packet")
     ax.grid(axis="x", color="#eeeeee")
     ax.set_axisbelow(True)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title(title, fontsize=12)
+    ax.set_title(title, fontsize=12, parse_math=False)
     fig.legend(handles=_legend_handles(shown["verdict"]), loc="outside lower center",
                ncol=4, frameon=False)
     return fig
@@ -278,7 +282,7 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
     ax.set_ylim(0.02, 0.98)
     ax.set_aspect("equal")
     ax.set_axis_off()
-    ax.set_title(title, fontsize=12)
+    ax.set_title(title, fontsize=12, parse_math=False)
     spacing = min((math.dist(a, b) for a, b in _pairs(list(positions.values()))),
                   default=1.0)
     node_radius = min(0.06, 0.42 * spacing)
@@ -294,7 +298,7 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
         ax.add_patch(Circle((x, y), node_radius, facecolor=fill.get(kind, "#FFFFFF"),
                             edgecolor="#333333", linewidth=1.2, zorder=4))
         ax.text(x, y, f"{name}\n{ip}", ha="center", va="center", fontsize=node_font, zorder=5,
-                fontweight="bold" if kind == "jobmanager" else "normal")
+                fontweight="bold" if kind == "jobmanager" else "normal", parse_math=False)
 
     curves = []
     for pair, group in edges.groupby("pair", sort=False):
@@ -329,6 +333,7 @@ def topology(analysis, figsize=(10, 8.5)) -> Figure:
     for curve, edge in sorted(curves, key=lambda item: -item[1].total):
         label = f"{edge.role} ×{edge.flows}" if edge.flows > 1 else str(edge.role)
         text = ax.text(0, 0, label, ha="center", va="center", fontsize=8.5, zorder=3,
+                       parse_math=False,
                        bbox=dict(boxstyle="round,pad=0.25", facecolor="white",
                                  edgecolor=verdict_colour(edge.verdict), linewidth=0.8))
         for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.28, 0.72, 0.22, 0.78):
@@ -458,7 +463,7 @@ def compare(before, after, labels=None, figsize=None) -> Figure:
             colour = VERDICT_COLOURS["plaintext"]
             ax_secrets.barh(y, count, height=0.8, color=colour)
             ax_secrets.text(count, y, f" {count}", va="center", fontsize=8.5)
-    ax_mix.set_yticks(positions, ticklabels, fontsize=9)
+    ax_mix.set_yticks(positions, ticklabels, fontsize=9, parse_math=False)
     ax_mix.set_xlim(0, 1)
     ax_mix.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
     ax_mix.set_xlabel("share of the channel's bytes, by verdict")
@@ -471,7 +476,7 @@ def compare(before, after, labels=None, figsize=None) -> Figure:
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="x", color="#eeeeee")
         ax.set_axisbelow(True)
-    fig.suptitle(f"{title}\n{labels[0]}  →  {labels[1]}", fontsize=11)
+    fig.suptitle(f"{title}\n{labels[0]}  →  {labels[1]}", fontsize=11, parse_math=False)
     fig.legend(handles=_legend_handles(verdicts_seen or {"tls"}), loc="outside lower center",
                ncol=4, frameon=False)
     return fig

@@ -174,3 +174,31 @@ def test_topology_of_many_clients_draws_the_busiest_and_one_node_for_the_rest(tm
     assert {f"192.0.2.{i + 10}" for i in range(80 - others, 80)} <= drawn
     assert "192.0.2.10" not in drawn
     assert len(drawn) == plots.MAX_TOPOLOGY_HOSTS
+
+
+def test_dollars_in_capture_names_are_drawn_literally(tmp_path):
+    """Found by the breaker (304): a capture named `node$\\frac$-rotated.pcap` crashed
+    `report --html` (matplotlib read the title as mathtext and failed at savefig), and
+    `cap_$HOST$_1.pcap` drew a garbled title. Names and labels are drawn as written."""
+    from tests.builders import conversation
+
+    frames = conversation(c2s=[b"GET /jobs HTTP/1.1\r\nHost: jm\r\n\r\n"])
+    paths = []
+    for name in ("node$\\frac$-rotated.pcap", "cap_$HOST$_1.pcap"):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(pcap_bytes(frames))
+    for path in paths:
+        analysis = flinkwire.analyze(path)
+        for name in NAMES:
+            fig = getattr(analysis.plot, name)()
+            fig.savefig(tmp_path / f"{name}.png", dpi=40)
+            titles = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
+            assert any(path.name in title for title in titles), titles
+            texts = [t for ax in fig.axes for t in ax.texts + ax.get_yticklabels()]
+            texts += [fig._suptitle] if fig._suptitle else []
+            texts += [ax.title for ax in fig.axes]
+            assert not any(t.get_parse_math() for t in texts if "$" in t.get_text())
+    before, after = (flinkwire.analyze(p) for p in paths)
+    fig = plots.compare(before, after, labels=("a$x$b", "c$\\frac$d"))
+    fig.savefig(tmp_path / "compare.png", dpi=40)
+    assert "a$x$b" in fig.get_suptitle() and not fig._suptitle.get_parse_math()
