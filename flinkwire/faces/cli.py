@@ -22,6 +22,16 @@ from .summary import printable
 GROUPS = ("internal", "rest", "unencryptable", "external-service")
 
 
+def _shard_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of processes, not {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a number of processes, 1 or more, not {count}")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flinkwire",
@@ -39,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--reveal", action="store_true",
                         help="show secret values in full (outputs are no longer shareable)")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
-    report.add_argument("--shards", type=int, default=1, metavar="N",
+    report.add_argument("--shards", type=_shard_count, default=1, metavar="N",
                         help="read one capture in N processes, each examining a share of "
                              "its flows (same tables; for idle cores)")
 
@@ -49,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma list of channel groups: internal, rest (default both)")
     check.add_argument("--config", help="the cluster's config.yaml or flink-conf.yaml")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
-    check.add_argument("--shards", type=int, default=1, metavar="N",
+    check.add_argument("--shards", type=_shard_count, default=1, metavar="N",
                        help="read one capture in N processes (see report --shards)")
 
     demo = sub.add_parser("demo", help="the bundled plaintext and TLS captures side by side")

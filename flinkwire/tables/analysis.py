@@ -25,6 +25,7 @@ from ..flink.config import load_config
 from ..flink.remediation import remedy
 from ..tcp.build import build_flows, total_size
 from ..tcp.flows import Limits
+from .arguments import check_arguments
 from .examine import Context, FixedRow, Rows, examiner
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,13 @@ def analyze(path_or_paths, config=None, reveal: bool = False, *, limits: Limits 
     one flow table in this process. With `shards=N` (N > 1), one file is read
     by N processes, each examining a share of its flows, into the tables one
     process makes (see `tables.shard`). `engine="tshark"` builds the `flows`
-    table from Wireshark's dissectors instead (see `engines.tshark`).
+    table from Wireshark's dissectors instead (see `engines.tshark`). Refuses
+    (TypeError, ValueError, naming the argument) a `reveal` that is not a bool, an
+    open file or bytes for the path, an empty list, a config that is not a path and
+    a `shards` that is not an int of 1 or more.
     """
+    path_or_paths = check_arguments(path_or_paths, config, reveal, min_snippet, limits,
+                                    shards)
     paths, flink_config, ctx = prepare(path_or_paths, config, reveal, min_snippet)
     if engine == "tshark":
         from ..engines.tshark import tshark_rows

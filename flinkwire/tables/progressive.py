@@ -40,6 +40,7 @@ from ..reading.capture import open_capture
 from ..tcp.build import BuildStats, read_packets, settle
 from ..tcp.flows import FlowTable, Limits
 from .analysis import Analysis, prepare
+from .arguments import check_arguments
 from .examine import Rows, examine, examiner
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def analyze_iter(path_or_paths, config=None, reveal: bool = False, *,
         raise ValueError("every_packets must be a positive number of packets, or None")
     if every_seconds is not None and every_seconds <= 0:
         raise ValueError("every_seconds must be a positive number of seconds, or None")
+    path_or_paths = check_arguments(path_or_paths, config, reveal, min_snippet, limits)
     paths, flink_config, ctx = prepare(path_or_paths, config, reveal, min_snippet)
     captures = [open_capture(p) for p in paths]
     return _steps(paths, captures, ctx, flink_config, limits, every_packets,

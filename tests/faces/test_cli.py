@@ -57,3 +57,12 @@ def test_full_stdout_is_named_and_keeps_the_verdict(plaintext_capture, command, 
         run = _cli(command, "--quiet", plaintext_capture, stdout=full)
     assert run.returncode == status, run.stderr
     assert run.stderr.splitlines() == ["flinkwire: <stdout>: No space left on device"]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_shards_below_one_is_refused_by_the_parser(plaintext_capture, value):
+    """Found by the breaker (310), CLI side: `analyze` now refuses shards < 1, so
+    `--shards 0` is refused as an argument (one usage line, exit 2), not a traceback."""
+    run = _cli("report", "--quiet", "--shards", value, plaintext_capture)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].startswith("flinkwire report: error: argument --shards:")
