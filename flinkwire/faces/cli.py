@@ -118,27 +118,43 @@ def _run_analysis(args, reveal=False):
 
 
 def _outputs_ok(args) -> bool:
-    """Refuse, before any work, output paths that would overwrite a capture or cannot be made."""
-    captures = {os.path.realpath(p) for p in (args.captures or [])}
+    """Refuse, before any work, output paths that would overwrite an input (a capture,
+    the config), that two outputs share, or that cannot be written: an analysis of a
+    large capture takes minutes, and its result must not be lost at the last step."""
+    inputs = {os.path.realpath(p): "one of the captures" for p in (args.captures or [])}
+    if getattr(args, "config", None):
+        inputs[os.path.realpath(args.config)] = "the --config file"
+    taken: dict[str, str] = {}
     for option in ("json", "html", "csv", "parquet"):
         target = getattr(args, option, None)
         if not target:
             continue
-        if os.path.realpath(target) in captures:
-            print(f"flinkwire: --{option} {printable(target)}: is one of the captures; "
-                  "refusing to overwrite it", file=sys.stderr)
+        problem = _output_problem(option, target, inputs, taken)
+        if problem:
+            print(f"flinkwire: --{option} {printable(target)}: {problem}", file=sys.stderr)
             return False
-        parent = os.path.dirname(os.path.abspath(target)) if option in ("json", "html") \
-            else os.path.abspath(target)
-        probe = parent if option in ("json", "html") else os.path.dirname(parent)
-        if option in ("json", "html") and os.path.isdir(target):
-            print(f"flinkwire: --{option} {printable(target)}: is a directory", file=sys.stderr)
-            return False
-        if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-            print(f"flinkwire: --{option} {printable(target)}: cannot write there",
-                  file=sys.stderr)
-            return False
+        taken[os.path.realpath(target)] = option
     return True
+
+
+def _output_problem(option: str, target: str, inputs: dict, taken: dict) -> str | None:
+    real = os.path.realpath(target)
+    if real in inputs:
+        return f"is {inputs[real]}; refusing to overwrite it"
+    if real in taken and {option, taken[real]} != {"csv", "parquet"}:
+        return f"is also the --{taken[real]} output"
+    is_file = option in ("json", "html")  # csv and parquet write a folder of tables
+    if is_file and os.path.isdir(target):
+        return "is a directory"
+    if is_file and os.path.exists(target) and not os.access(target, os.W_OK):
+        return "is not writable"
+    if not is_file and os.path.exists(target) and not os.path.isdir(target):
+        return "exists and is not a directory"
+    folder = target if not is_file and os.path.isdir(target) \
+        else os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        return "cannot write there"
+    return None
 
 
 def _terminate(signum, frame):

@@ -66,3 +66,47 @@ def test_shards_below_one_is_refused_by_the_parser(plaintext_capture, value):
     run = _cli("report", "--quiet", "--shards", value, plaintext_capture)
     assert run.returncode == 2
     assert run.stderr.splitlines()[-1].startswith("flinkwire report: error: argument --shards:")
+
+
+def _refused(*args):
+    run = _cli("report", "--quiet", *args)
+    assert run.returncode == 2 and run.stdout == "", run.stdout  # refused before the analysis
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    return run.stderr.strip()
+
+
+def test_outputs_never_overwrite_the_config_or_a_capture(plaintext_capture, tmp_path):
+    """Found by the breaker (311): `--json config.yaml` replaced the cluster's config
+    (given as --config) with the JSON report, silently, exit 0."""
+    config = tmp_path / "config.yaml"
+    config.write_text("rest.port: 8081\njobmanager.rpc.port: 6123\n")
+    for option in ("--json", "--html"):
+        line = _refused(plaintext_capture, "--config", config, option, config)
+        assert line == (f"flinkwire: {option} {config}: is the --config file; "
+                        "refusing to overwrite it")
+        line = _refused(plaintext_capture, option, plaintext_capture)
+        assert line.endswith("is one of the captures; refusing to overwrite it")
+    assert config.read_text() == "rest.port: 8081\njobmanager.rpc.port: 6123\n"
+
+
+def test_unwritable_output_targets_are_refused_before_the_analysis(plaintext_capture,
+                                                                   tmp_path):
+    """Found by the breaker (311): `--csv afile`, an existing regular file, failed only
+    after the whole analysis and summary (`File exists`); `--json x --html x` let the
+    later output silently replace the first."""
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for option in ("--csv", "--parquet"):
+        assert _refused(plaintext_capture, option, afile) == \
+            f"flinkwire: {option} {afile}: exists and is not a directory"
+    out = tmp_path / "out"
+    assert _refused(plaintext_capture, "--json", out, "--html", out) == \
+        f"flinkwire: --html {out}: is also the --json output"
+    assert _refused(plaintext_capture, "--json", out, "--csv", out) == \
+        f"flinkwire: --csv {out}: is also the --json output"
+    assert afile.read_text() == "keep" and not out.exists()
+
+    tables = tmp_path / "tables"
+    run = _cli("report", "--quiet", plaintext_capture, "--csv", tables, "--parquet", tables)
+    assert run.returncode == 0, run.stderr
+    assert (tables / "flows.csv").exists() and (tables / "flows.parquet").exists()
