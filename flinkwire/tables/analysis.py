@@ -26,7 +26,7 @@ from ..flink.remediation import remedy
 from ..tcp.build import build_flows, total_size
 from ..tcp.flows import Limits
 from .arguments import check_arguments
-from .examine import Context, FixedRow, Rows, examiner
+from .examine import Context, FixedRow, RowList, Rows, examiner
 
 log = logging.getLogger(__name__)
 
@@ -566,6 +566,8 @@ def _frame_by_columns(rows) -> pd.DataFrame:
     table that way peaked 47 MB above the frame it made.
     """
     missing = float("nan")
+    if isinstance(rows, RowList):
+        return pd.DataFrame(rows.columns(missing), index=pd.RangeIndex(len(rows)))
     kinds = set(map(type, rows))
     if len(kinds) == 1 and issubclass(next(iter(kinds)), FixedRow):
         # Every row has the class's keys: read by attrgetter, where FixedRow.get is a

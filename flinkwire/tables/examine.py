@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 try:
@@ -1204,20 +1205,132 @@ def _frozen(value):
     return (type(value), value)
 
 
+class RowList:
+    """A table's rows as `Rows` keeps them: to whoever reads it, a list of dicts; held
+    as one tuple of values per row, beside the row's keys (one tuple per key order),
+    once its flow's examination is over (`settle`).
+
+    A dict per row was most of what the examination kept: on the 1 GB benchmark
+    capture the HTTP and RPC tables fill to 20,000 rows each of some twenty keys,
+    about 1 KiB of dict per row against 0.2 KiB of tuple. Rows of the flow being
+    examined stay dicts, changed in place (a finding's count, a message's time);
+    reading a settled row gives a new dict with the same keys, in the same order.
+    """
+
+    __slots__ = ("_keys", "_values", "_open", "_shapes")
+
+    def __init__(self, rows=()):
+        self._keys: list[tuple] = []      # per settled row: its keys, shared by rows alike
+        self._values: list[tuple] = []    # per settled row: its values, in that order
+        self._open: list[dict] = []       # rows not settled yet, as dicts
+        self._shapes: dict = {}           # key order -> the one tuple kept for it
+        self.extend(rows)
+
+    def settle(self) -> None:
+        """Hold the rows made so far as tuples (no one changes them any more)."""
+        if not self._open:
+            return
+        shapes = self._shapes
+        for row in self._open:
+            keys = tuple(row)
+            self._keys.append(shapes.setdefault(keys, keys))
+            self._values.append(tuple(row.values()))
+        self._open = []
+
+    def append(self, row) -> None:
+        self._open.append(row)
+
+    def extend(self, rows) -> None:
+        # Rows of our own still open come before any taken settled: those are read
+        # into dicts then, to keep the order.
+        if isinstance(rows, RowList) and not self._open:
+            # Settled rows are taken as they are held: the tuples are shared, not copied.
+            shapes = self._shapes
+            self._keys.extend(shapes.setdefault(keys, keys) for keys in rows._keys)
+            self._values.extend(rows._values)
+            rows = rows._open
+        self._open.extend(rows)
+
+    def __len__(self) -> int:
+        return len(self._values) + len(self._open)
+
+    def __iter__(self):
+        for keys, values in zip(self._keys, self._values):
+            yield dict(zip(keys, values))
+        yield from self._open
+
+    def __getitem__(self, index):
+        settled = len(self._values)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return list(self)[index]
+            part = RowList()
+            part._keys = self._keys[start:stop]
+            part._values = self._values[start:stop]
+            part._open = self._open[max(start - settled, 0):max(stop - settled, 0)]
+            return part
+        if index < 0:
+            index += len(self)
+        if 0 <= index < settled:
+            return dict(zip(self._keys[index], self._values[index]))
+        if index < 0:
+            raise IndexError("row index out of range")
+        return self._open[index - settled]
+
+    def __eq__(self, other):
+        if isinstance(other, (RowList, list)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"RowList({list(self)!r})"
+
+    def columns(self, missing) -> dict:
+        """{key: the values of every row, `missing` where a row lacks the key}: the columns
+        of `pd.DataFrame(list(self))`, keys in order of first appearance, without making
+        a dict per row."""
+        keys_of = self._keys + [tuple(row) for row in self._open]
+        values = self._values + [tuple(row.values()) for row in self._open]
+        # Each distinct key order once (by identity: rows alike share one tuple).
+        shapes = list({id(keys): keys for keys in keys_of}.values())
+        names = dict.fromkeys(name for keys in shapes for name in keys)
+        rows_of = {}
+        for number, keys in enumerate(keys_of):
+            rows_of.setdefault(id(keys), []).append(number)
+        out = {}
+        for name in names:
+            places = {keys.index(name) if name in keys else None for keys in shapes}
+            if len(places) == 1 and None not in places:
+                out[name] = list(map(itemgetter(places.pop()), values))
+                continue
+            column = [missing] * len(values)
+            for keys in shapes:
+                if name in keys:
+                    place = keys.index(name)
+                    for number in rows_of[id(keys)]:
+                        column[number] = values[number][place]
+            out[name] = column
+        return out
+
+
+SETTLED_TABLES = ("snippets", "findings", "anomalies", *DECODED_TABLES)
+
+
 class Rows:
     """The growing lists of rows, one per table."""
 
     def __init__(self, max_rows: int = MAX_ROWS_PER_TABLE):
         self.max_rows = max_rows
         self.flows: list[dict] = []
-        self.snippets: list[dict] = []
-        self.findings: list[dict] = []
-        self.anomalies: list[dict] = []
+        self.snippets = RowList()
+        self.findings = RowList()
+        self.anomalies = RowList()
         self.tls: list[dict] = []
-        self.http: list[dict] = []
-        self.rpc: list[dict] = []
-        self.records: list[dict] = []
-        self.blobs: list[dict] = []
+        self.http = RowList()
+        self.rpc = RowList()
+        self.records = RowList()
+        self.blobs = RowList()
         self._secret_rows: dict = {}
         self._per_flow: dict = {}
         self._full: set = set()
@@ -1269,6 +1382,8 @@ class Rows:
         self.flush_refusals()
         self._per_flow.clear()
         self._secret_rows.clear()
+        for name in SETTLED_TABLES:
+            getattr(self, name).settle()
 
     def flush_refusals(self) -> None:
         """Note each table that refused a row of the flow just examined, in the order
