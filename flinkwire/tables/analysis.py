@@ -9,6 +9,7 @@ the findings with their remedies. Nothing here prints; the faces do.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -139,6 +140,7 @@ class Analysis:
             self._build(paths, rows, stats, ctx, config, reveal)
 
     def _build(self, paths, rows: Rows, stats, ctx: Context, config, reveal: bool):
+        _hand_back()
         self.paths = list(paths)
         self.stats = stats
         self.config = config
@@ -649,17 +651,28 @@ def _collector_paused():
 
 
 def _hand_back():
-    """Return the heap pages of the rows just let go to the system (malloc_trim, through
-    Arrow's system pool).
+    """Return the free heap pages to the system (glibc's malloc_trim; nothing elsewhere).
 
-    `_arrow_memory` trims once a frame is built, while its rows are still held; the
-    rows go only after. Without a trim then, the freed pages of each table's rows
-    stayed mapped beside the frames built next: on the 1 GB benchmark capture, whose
-    tables fill to their row bounds, the peak was 290 MiB with one trim per frame and
-    278 MiB with this one after each table's rows go (the 100 MB capture: 192 either
-    way). A trim costs a few milliseconds.
+    The rows a table is built from go once it is a frame, and the flows' payload went
+    during the read; their pages stay mapped unless trimmed. Arrow's
+    `release_unused` on its system pool was meant to do this and does nothing in the
+    pyarrow wheels (a test that frees 88 MiB of small buffers: 0 returned by it, 82 by
+    malloc_trim). Trimmed before the tables are built and after each table's rows go,
+    the 1 GB benchmark capture peaked at ... MiB instead of ... (the 100 MB one at ...
+    instead of ...). A trim costs a few milliseconds.
     """
-    pa.system_memory_pool().release_unused()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl and macOS have none
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 @contextlib.contextmanager
@@ -683,9 +696,9 @@ def _arrow_memory():
     finally:
         if switch:
             pa.set_memory_pool(chosen)
-        # malloc_trim for the system pool: also returns the pages of the row lists
-        # Analysis has let go.
-        (pa.system_memory_pool() if switch else chosen).release_unused()
+            _hand_back()  # also the pages of the row lists Analysis has let go
+        else:
+            chosen.release_unused()
 
 
 __all__ = ["Analysis", "analyze", "default_capture", "total_size"]
