@@ -1217,14 +1217,37 @@ class RowList:
     reading a settled row gives a new dict with the same keys, in the same order.
     """
 
-    __slots__ = ("_keys", "_values", "_open", "_shapes")
+    __slots__ = ("_keys", "_values", "_open", "_shapes", "frame", "_frozen", "_kept")
 
     def __init__(self, rows=()):
         self._keys: list[tuple] = []      # per settled row: its keys, shared by rows alike
         self._values: list[tuple] = []    # per settled row: its values, in that order
         self._open: list[dict] = []       # rows not settled yet, as dicts
         self._shapes: dict = {}           # key order -> the one tuple kept for it
+        self.frame = None                 # the table's frame, once made early (`freeze`)
+        self._frozen = 0                  # how many rows the frame holds
+        self._kept: list[dict] = []       # the rows `rows_with` gives once frozen
         self.extend(rows)
+
+    def freeze(self, build, keep: str | None = None) -> None:
+        """Make the table's frame now, `build(self)`, and let the rows go: for a table
+        that is full, to which no row will be added. Memory Python frees is mostly
+        kept for Python's next objects, so rows let go at the end, while the frames
+        are built, only swelled the process; let go during the read, their room
+        takes the rows of the flows still to come (on the 1 GB benchmark capture the
+        HTTP, RPC, records and snippets tables fill in its first fifth). The rows
+        holding `keep` are kept, for `rows_with`."""
+        self.settle()
+        self._kept = self.rows_with(keep) if keep is not None else []
+        self.frame = build(self)
+        self._frozen = len(self)
+        self._keys, self._values, self._shapes = [], [], {}
+
+    def rows_with(self, key) -> list[dict]:
+        """The rows whose `key` holds a true value (of a frozen table: as kept)."""
+        if self.frame is not None:
+            return self._kept
+        return [row for row in self if row.get(key)]
 
     def settle(self) -> None:
         """Hold the rows made so far as tuples (no one changes them any more)."""
@@ -1238,6 +1261,8 @@ class RowList:
         self._open = []
 
     def append(self, row) -> None:
+        if self.frame is not None:
+            raise ValueError("a frozen table takes no rows")
         self._open.append(row)
 
     def extend(self, rows) -> None:
@@ -1252,9 +1277,11 @@ class RowList:
         self._open.extend(rows)
 
     def __len__(self) -> int:
-        return len(self._values) + len(self._open)
+        return self._frozen + len(self._values) + len(self._open)
 
     def __iter__(self):
+        if self.frame is not None:
+            raise ValueError("a frozen table's rows are in its frame")
         for keys, values in zip(self._keys, self._values):
             yield dict(zip(keys, values))
         yield from self._open
@@ -1263,6 +1290,10 @@ class RowList:
         settled = len(self._values)
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
+            if self.frame is not None and start >= self._frozen:
+                return RowList()  # nothing after the frozen rows (as _stamp asks)
+            if self.frame is not None:
+                raise ValueError("a frozen table's rows are in its frame")
             if step != 1:
                 return list(self)[index]
             part = RowList()
@@ -1272,6 +1303,8 @@ class RowList:
             return part
         if index < 0:
             index += len(self)
+        if self.frame is not None:
+            raise ValueError("a frozen table's rows are in its frame")
         if 0 <= index < settled:
             return dict(zip(self._keys[index], self._values[index]))
         if index < 0:
@@ -1336,6 +1369,10 @@ class Rows:
         self._full: set = set()
         self._refusals: list = []
         self._shared: dict = {}
+        # table -> (frame builder, key of rows kept): tables made into frames as soon
+        # as they are full (`RowList.freeze`). Only where the Analysis is the rows'
+        # one reader (analyze, one process): a merge reads the rows themselves.
+        self.early_frames: dict = {}
 
     def __getstate__(self):
         # The share memo only serves examination: a worker's rows travel without it.
@@ -1384,6 +1421,10 @@ class Rows:
         self._secret_rows.clear()
         for name in SETTLED_TABLES:
             getattr(self, name).settle()
+        for name, (build, keep) in self.early_frames.items():
+            table = getattr(self, name)
+            if table.frame is None and len(table) >= self.max_rows:
+                table.freeze(build, keep)
 
     def flush_refusals(self) -> None:
         """Note each table that refused a row of the flow just examined, in the order
