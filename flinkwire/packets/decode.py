@@ -1,7 +1,7 @@
 """Turn one link-layer frame into a TCP or UDP segment, without building objects.
 
 Theory of operation: `Decoder.decode` is called once per packet of the capture,
-so it reads headers with precompiled `struct`s straight from the mapped file and
+so it reads headers with precompiled `struct`s straight from the file's block and
 returns a plain tuple (`Segment` names its fields). Everything it cannot use
 (ARP, ICMP, IP fragments, unknown link types, headers cut by the snap length)
 is counted in `Decoder.skipped` by reason instead of raising; counts become

@@ -1,9 +1,9 @@
 """Reading: capture files in, packet records out.
 
 A record is the tuple ``(ts_ns, linktype, buf, offset, caplen, origlen)``: the
-frame's bytes are ``buf[offset:offset + caplen]``. Records point into the
-memory-mapped file instead of copying each frame, because this is the one loop
-that touches every byte of a gigabyte capture.
+frame's bytes are ``buf[offset:offset + caplen]``. Records point into the block
+of the file read last instead of copying each frame, because this is the one
+loop that touches every byte of a gigabyte capture.
 
 `open_capture` recognises the container by its magic, never by the file name:
 classic pcap (both byte orders, µs and ns), pcapng (any number of sections and

@@ -1,17 +1,22 @@
 """Open a capture file and walk its packet records.
 
-Theory of operation: the file is memory-mapped read-only (a gzip file is first
-inflated into a private temporary file, removed on close), so resident memory
-follows the pages being read, not the file size. The pcap walk and the pcapng
-walk are each one loop with precompiled structs; they stop at the first record
-whose header or body the file cannot hold, and report that as an anomaly with
-its file offset. They never seek backwards and never read past the end.
+Theory of operation: the file is read in blocks of BLOCK_BYTES with `os.pread` (a
+gzip file is first inflated into a private temporary file, removed on close), so
+resident memory is a block or one record, not the file size. It is not
+memory-mapped: a mapped file that another process cuts shorter (a tcpdump ring
+buffer reusing its oldest file, a copy over it) kills the reader with SIGBUS at
+the first page past the new end, which Python cannot catch; a read only returns
+fewer bytes. The pcap walk and the pcapng walk are each one loop with
+precompiled structs over the current block, reading the next one at the first
+record the block does not hold whole; they stop at the first record whose header
+or body the file cannot hold, and report that as an anomaly with its file
+offset. They never seek backwards and never read past the size the file had
+when it was opened.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import struct
 import tempfile
@@ -37,6 +42,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 # largest link-layer frames in practice (TSO, loopback) stay well below it.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_ANOMALIES_PER_KIND = 16
+# Records are walked a block at a time: large enough that the read per block is a
+# small part of the walk, small enough to stay in the processor's caches.
+BLOCK_BYTES = 1 << 20
 
 BLOCK_SHB = 0x0A0D0D0A
 BLOCK_IDB = 1
@@ -99,7 +107,8 @@ class Capture:
         self.info = CaptureInfo(path=str(self.path))
         self._file = None
         self._tmp = None
-        self._map = None
+        self._end = 0
+        self.block_offset = 0  # file offset of the block `read_block` returned last
         self._open()
 
     def _open(self) -> None:
@@ -115,15 +124,15 @@ class Capture:
         head = self._file.read(4)
         refusal = None
         if head[:2] == GZIP_MAGIC:
-            refusal = self._inflate()
+            self._file.seek(0)
+            refusal = self._inflate(self._file)
             head = self._file.read(4)
-        self.info.file_size = os.fstat(self._file.fileno()).st_size
+        self.info.file_size = self._end = os.fstat(self._file.fileno()).st_size
         if refusal is None:
             refusal = self._not_a_capture(head)
         if refusal is not None:
             self.close()
             raise CaptureError(self.path, refusal)
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
 
     def _not_a_capture(self, head: bytes) -> str | None:
         """Why the file cannot be read as a capture at all, or None (format set).
@@ -156,15 +165,14 @@ class Capture:
                     "bytes)")
         return None
 
-    def _inflate(self) -> str | None:
-        """Inflate into the temporary file and read that instead; returns why the file
-        is refused when the gzip stream gave not one byte, else None."""
+    def _inflate(self, source) -> str | None:
+        """Inflate `source` into the temporary file and read that instead; returns why
+        the file is refused when the gzip stream gave not one byte, else None."""
         self.info.compressed = True
-        self._file.seek(0)
         tmp = tempfile.NamedTemporaryFile(prefix="flinkwire-", suffix=".pcap", delete=False)
         self._tmp = tmp.name
         try:
-            damage = _gunzip(self._file, tmp)
+            damage = _gunzip(source, tmp)
             inflated = tmp.tell()
         finally:
             tmp.close()
@@ -186,29 +194,49 @@ class Capture:
                 self.info.anomaly("truncated-gzip", offset, f"gzip stream ends early ({reason})")
         return None
 
+    def read_block(self, offset: int, wanted: int) -> bytes:
+        """The file's bytes from `offset` on: at least `wanted` of them (BLOCK_BYTES where
+        the file holds that many), fewer only where the file ends. It ends at its size
+        when opened (what is appended later is not read), or earlier where it was cut
+        while being read: that is a `truncated_while_read` anomaly, and the walk stops
+        there like at any cut record."""
+        self.block_offset = offset
+        size = min(max(wanted, BLOCK_BYTES), self._end - offset)
+        if size <= 0 or self._file is None:
+            return b""
+        block = os.pread(self._file.fileno(), size, offset)
+        while len(block) < size:
+            more = os.pread(self._file.fileno(), size - len(block), offset + len(block))
+            if not more:
+                # The file may end before `offset` itself: that is where it was cut.
+                self._cut(min(offset + len(block), os.fstat(self._file.fileno()).st_size))
+                break
+            block += more
+        return block
+
+    def _cut(self, now: int) -> None:
+        self.info.anomaly("truncated_while_read", now,
+                          f"the file was cut while being read: it now ends at byte {now}, "
+                          f"it had {self.info.file_size} bytes when opened; the rest is "
+                          "not read", bytes_present=now, bytes_when_opened=self.info.file_size)
+        self._end = now
+
     def __iter__(self):
-        if self._map is None:
+        if self._file is None:
             return iter(())
         if self.info.format == "pcap":
-            return _walk_pcap(self._map, self.info)
-        return _walk_pcapng(self._map, self.info)
+            return _walk_pcap(self, self.info)
+        return _walk_pcapng(self, self.info)
 
     def pcap_records(self):
-        """(mapped file, `pcap_layout`) of a classic pcap, for a caller that walks its
-        records itself; None for any other capture, which is read by iterating it."""
-        if self._map is None or self.info.format != "pcap":
+        """The `pcap_layout` of a classic pcap, for a caller that walks its records
+        itself through `read_block` (they start at file offset 24); None for any other
+        capture, which is read by iterating it."""
+        if self._file is None or self.info.format != "pcap":
             return None
-        return self._map, pcap_layout(self._map, self.info)
+        return pcap_layout(self.read_block(0, 24), self.info)
 
     def close(self) -> None:
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:
-                # A caller still holds a view into the map; it is released
-                # when that view goes, and the file below is closed now.
-                pass
-            self._map = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -391,34 +419,46 @@ def open_capture(path: str | os.PathLike) -> Capture:
     return Capture(path)
 
 
-def _walk_pcap(buf, info: CaptureInfo):
-    linktype, header, scale, frac_limit, limit = pcap_layout(buf, info)
-    end = len(buf)
-    off = 24
+def _walk_pcap(capture: Capture, info: CaptureInfo):
+    linktype, header, scale, frac_limit, limit = pcap_layout(capture.read_block(0, 24), info)
+    base, buf, pos, end = 24, b"", 0, 0  # buf holds the file from offset base; pos in buf
     bad_frac = 0
-    while off < end:
-        if off + 16 > end:
-            pcap_stop(info, off, end, limit)
+    while True:
+        if pos + 16 > end:
+            base += pos
+            buf = capture.read_block(base, 16)
+            pos, end = 0, len(buf)
+            if end < 16:
+                if end:
+                    pcap_stop(info, base, base + end, limit)
+                else:
+                    pcap_bad_timestamps(info, bad_frac)
+                return
+        sec, frac, incl, orig = header(buf, pos)
+        body = pos + 16
+        if incl > limit:
+            pcap_stop(info, base + pos, base + end, limit, incl)
             return
-        sec, frac, incl, orig = header(buf, off)
-        body = off + 16
-        if incl > limit or body + incl > end:  # one test for the two ways a record is bad
-            pcap_stop(info, off, end, limit, incl)
-            return
+        if body + incl > end:
+            base += pos
+            buf = capture.read_block(base, 16 + incl)
+            pos, end, body = 0, len(buf), 16
+            if body + incl > end:
+                pcap_stop(info, base, base + end, limit, incl)
+                return
         if frac >= frac_limit:
             bad_frac += 1
         info.records_total += 1
         info.records_complete += 1
         yield sec * 1_000_000_000 + frac * scale, linktype, buf, body, incl, orig
-        off = body + incl
-    pcap_bad_timestamps(info, bad_frac)
+        pos = body + incl
 
 
 def pcap_layout(buf, info: CaptureInfo):
     """Read a classic pcap file header into `info`.
 
     Returns (linktype, record header unpacker, timestamp scale to ns, sub-second
-    limit, longest record accepted). The buffer holds the whole 24-byte file
+    limit, longest record accepted). `buf` holds the whole 24-byte file
     header (`open_capture` refuses a file cut inside it); records follow it.
     `_walk_pcap` and the packet loop of `tcp.build` (which walks records itself)
     share it and `pcap_stop`.
@@ -452,10 +492,11 @@ def pcap_stop(info: CaptureInfo, off: int, end: int, limit: int, incl: int | Non
                      f"record claims {incl} captured bytes (limit {limit}); "
                      "the rest of the file is not read", incl_len=incl)
     else:
+        # A file cut while it was read may now end before this record's data, or its header.
+        present = max(end - off - 16, 0)
         info.partial_records += 1
-        info.anomaly("truncated_record_data", off,
-                     f"record claims {incl} bytes, {end - off - 16} present",
-                     incl_len=incl, bytes_present=end - off - 16)
+        info.anomaly("truncated_record_data", off, f"record claims {incl} bytes, {present} present",
+                     incl_len=incl, bytes_present=present)
 
 
 def pcap_bad_timestamps(info: CaptureInfo, bad_frac: int) -> None:
@@ -476,24 +517,28 @@ def _resolution_factor(tsresol: int) -> tuple[int, int]:
     return 1, 10 ** (exp - 9)
 
 
-def _walk_pcapng(buf, info: CaptureInfo):
-    end = len(buf)
+def _walk_pcapng(capture: Capture, info: CaptureInfo):
+    buf, base = b"", 0  # buf holds the file from offset base; off is a block's file offset
     off = 0
     order = "<"
     u32 = struct.Struct("<I").unpack_from
     epb = struct.Struct("<IIIII").unpack_from
     interfaces: list[tuple[int, int, int, int]] = []  # linktype, mul, div, offset_ns
     resolutions: set[str] = set()
-    while off < end:
-        if off + 12 > end:
-            info.partial_records += 1
-            info.anomaly("truncated_block_header", off,
-                         f"block header needs 12 bytes, {end - off} present",
-                         bytes_present=end - off, bytes_needed=12)
-            break
-        raw_type = bytes(buf[off:off + 4])
+    while True:
+        at = off - base
+        if at + 12 > len(buf):
+            buf, base, at = capture.read_block(off, 12), off, 0
+            if len(buf) < 12:
+                if buf:
+                    info.partial_records += 1
+                    info.anomaly("truncated_block_header", off,
+                                 f"block header needs 12 bytes, {len(buf)} present",
+                                 bytes_present=len(buf), bytes_needed=12)
+                break
+        raw_type = buf[at:at + 4]
         if raw_type == PCAPNG_SHB:
-            order = SHB_BYTE_ORDERS.get(bytes(buf[off + 8:off + 12]))
+            order = SHB_BYTE_ORDERS.get(buf[at + 8:at + 12])
             if order is None:
                 info.anomaly("bad_section_header", off, "byte-order magic not recognised")
                 break
@@ -503,23 +548,25 @@ def _walk_pcapng(buf, info: CaptureInfo):
             if not info.byte_order:
                 info.byte_order = "little" if order == "<" else "big"
             interfaces = []
-        btype = u32(buf, off)[0]
-        blen = u32(buf, off + 4)[0]
+        btype = u32(buf, at)[0]
+        blen = u32(buf, at + 4)[0]
         if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES + 64:
             info.anomaly("bad_block_length", off,
                          f"block type {btype:#x} claims length {blen}; the rest is not read",
                          block_length=blen)
             break
-        if off + blen > end:
+        if at + blen > len(buf):
+            buf, base, at = capture.read_block(off, blen), off, 0
+        if blen > len(buf):
             is_packet = btype in (BLOCK_EPB, BLOCK_SPB, BLOCK_OPB)
             if is_packet:
                 info.partial_records += 1
             info.anomaly("truncated_record_data" if is_packet else "truncated_block", off,
-                         f"block type {btype:#x} claims {blen} bytes, {end - off} present",
-                         block_length=blen, bytes_present=end - off)
+                         f"block type {btype:#x} claims {blen} bytes, {len(buf)} present",
+                         block_length=blen, bytes_present=len(buf))
             break
-        body = off + 8
-        body_end = off + blen - 4
+        body = at + 8
+        body_end = at + blen - 4
         if btype == BLOCK_EPB:
             info.records_total += 1
             if body + 20 > body_end:

@@ -4,8 +4,10 @@ Each test names the finding, the fix, and holds the smallest input that showed i
 """
 
 import gzip
-import zlib
 import struct
+import subprocess
+import sys
+import zlib
 
 import pytest
 
@@ -18,9 +20,13 @@ FRAME = bytes.fromhex("020000000002020000000001" "0800" "45000028000140004006"
 
 
 def _pcap(count):
+    return _pcap_of([FRAME] * count)
+
+
+def _pcap_of(frames):
     header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
-    return header + b"".join(struct.pack("<IIII", 1, i, len(FRAME), len(FRAME)) + FRAME
-                             for i in range(count))
+    return header + b"".join(struct.pack("<IIII", 1, i, len(frame), len(frame)) + frame
+                             for i, frame in enumerate(frames))
 
 
 def test_cut_gzip_keeps_what_was_inflated(tmp_path):
@@ -166,3 +172,53 @@ def test_gzip_cut_inside_a_second_header_keeps_the_first_member(tmp_path, cut):
         assert len(list(capture)) == 25
         kinds = [a["kind"] for a in capture.info.anomalies]
     assert kinds == ["truncated-gzip"]
+
+
+_CUT_WHILE_READ = """
+import os, sys, flinkwire
+from flinkwire.reading import open_capture
+path, cut = sys.argv[1], int(sys.argv[2])
+if path.endswith(".pcapng"):
+    with open_capture(path) as capture:
+        for i, _ in enumerate(capture):
+            if i == 0:
+                os.truncate(path, cut)
+        anomalies = capture.info.anomalies
+else:
+    for i, part in enumerate(flinkwire.analyze_iter(path, every_packets=100)):
+        if i == 0:
+            os.truncate(path, cut)
+    anomalies = part.anomalies.to_dict("records")
+for row in anomalies:
+    print(row["kind"], row.get("offset", row.get("file_offset")))
+"""
+
+
+def _pcapng_of(frames):
+    def block(btype, body):
+        body += b"\x00" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    return (block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+            + block(1, struct.pack("<HHI", 1, 0, 262144))
+            + b"".join(block(6, struct.pack("<IIIII", 0, 0, i, len(f), len(f)) + f)
+                       for i, f in enumerate(frames)))
+
+
+@pytest.mark.parametrize("name", ["ring0.pcap", "ring0.pcapng"])
+@pytest.mark.parametrize("cut", [100_000, 1_500_000])
+def test_capture_cut_while_it_is_read(tmp_path, name, cut):
+    """Found by the breaker (305): a capture cut shorter while flinkwire read it (a tcpdump
+    -C/-W ring buffer reusing its oldest file, a copy over it) killed the process with
+    SIGBUS, no message, no output: the file was memory-mapped and the first page past the
+    new end faulted. Fixed in reading/capture.py: the file is read in blocks with
+    `os.pread`; a short read ends the walk there, with a `truncated_while_read` anomaly.
+    Cut before the block being read (100 kB) and inside the next one (1.5 MB)."""
+    frames = [FRAME + bytes([i % 251]) * 1400 for i in range(3000)]  # 4.4 MB, 1 MiB blocks
+    path = tmp_path / name
+    path.write_bytes(_pcap_of(frames) if name.endswith(".pcap") else _pcapng_of(frames))
+    run = subprocess.run([sys.executable, "-c", _CUT_WHILE_READ, str(path), str(cut)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.returncode, run.stderr[-500:])
+    kinds = [line.split()[0] for line in run.stdout.splitlines()]
+    assert "truncated_while_read" in kinds
+    assert all(kind.startswith("truncated") for kind in kinds if kind != "undecoded-packets")
