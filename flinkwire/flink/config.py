@@ -24,6 +24,10 @@ __all__ = ["FlinkConfig", "load_config", "parse_ports", "PORT_KEYS"]
 
 MAX_CONFIG_BYTES = 16 << 20
 MAX_PORTS_PER_KEY = 65536
+# YAML aliases may repeat a list or mapping anywhere, and nested aliases multiply: a few
+# hundred bytes can stand for billions of values ("billion laughs"). A Flink config
+# repeats little; past this many values added by aliases, the file is refused.
+MAX_ALIAS_VALUES = 100_000
 MASK = "******"
 
 # Port-bearing keys, in precedence order (when two keys name the same port, the first wins),
@@ -84,6 +88,8 @@ def parse_ports(value: Any) -> list[int]:
         items = str(value).split(",")
     ports: list[int] = []
     for item in items:
+        if isinstance(item, (list, tuple, dict)):
+            continue  # a port is a number, a range or a list of them, never a nested list
         if isinstance(item, int) and not isinstance(item, bool):
             if 0 < item < 65536:
                 ports.append(item)
@@ -252,7 +258,8 @@ def load_config(path) -> FlinkConfig:
     """Read a Flink config file (config.yaml or flink-conf.yaml).
 
     Returns a FlinkConfig. Raises ConfigError(path, reason) when the file is missing, is not a
-    regular file, is larger than 16 MiB, or is not text.
+    regular file, is larger than 16 MiB, is not text, or its YAML aliases expand it beyond
+    MAX_ALIAS_VALUES values more than it spells out.
     """
     name = os.fspath(path)
     try:
@@ -286,7 +293,9 @@ def parse_config(text: str, path: str | None = None) -> FlinkConfig:
         import yaml
 
         try:
-            tree = yaml.safe_load(text)
+            tree = yaml.load(text, Loader=_bounded_loader())
+        except _AliasBomb as exc:
+            raise ConfigError(path, str(exc)) from None
         except yaml.YAMLError as exc:
             log.info("%s is not valid YAML (%s); reading it line by line", path, exc)
         else:
@@ -297,3 +306,60 @@ def parse_config(text: str, path: str | None = None) -> FlinkConfig:
                                    "yaml")
         return FlinkConfig(_parse_lines(text), path, "lines")
     return FlinkConfig(_parse_lines(text), path, "legacy")
+
+
+class _AliasBomb(Exception):
+    pass
+
+
+_LOADER = None
+
+
+def _bounded_loader():
+    """PyYAML's safe loader, refusing a document whose aliases add more than
+    MAX_ALIAS_VALUES values (each counted once per place it is repeated) or refer to
+    a list or mapping they are part of."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class BoundedLoader(yaml.SafeLoader):
+            def compose_document(self):
+                node = super().compose_document()
+                if node is not None:
+                    _check_expansion(node)
+                return node
+
+        _LOADER = BoundedLoader
+    return _LOADER
+
+
+def _check_expansion(root) -> None:
+    """Count the values of `root` as a reader would see them, every alias expanded, without
+    expanding them: the size of each node is computed once, by its identity."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _AliasBomb("an alias refers to a list or mapping it is part of")
+        total = 1
+        if isinstance(node.value, list):
+            open_nodes.add(key)
+            for child in node.value:
+                if isinstance(child, tuple):  # a mapping's (key, value) pair
+                    total += size(child[0]) + size(child[1])
+                else:
+                    total += size(child)
+            open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded = size(root)
+    if expanded - len(sizes) > MAX_ALIAS_VALUES:
+        raise _AliasBomb(f"its YAML aliases expand it to {expanded:,} values, far more than "
+                         f"it spells out ({len(sizes):,}); refused as an alias bomb")
+

@@ -147,3 +147,25 @@ def test_empty_and_non_mapping_yaml(tmp_path):
     assert load_config(write(tmp_path, "config.yaml", "")).values == {}
     config = load_config(write(tmp_path, "other.yaml", "rest.port: [unclosed\n"))
     assert config.format == "lines" and config.get("rest.port") == "[unclosed"
+
+
+def test_yaml_alias_bomb_is_refused_in_one_line(tmp_path):
+    """Found by the breaker (307): 439 bytes of nested aliases ("billion laughs") under
+    jobmanager.rpc.port cost 29 s and 630 MB before the analysis started (parse_ports took
+    str() of every aliased list); one level more ended in a MemoryError traceback. Fixed in
+    flink/config.py: the loader counts what the aliases expand to, without expanding them,
+    and refuses the file past MAX_ALIAS_VALUES; parse_ports skips nested lists."""
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    bomb = write(tmp_path, "config.yaml", "\n".join(lines + ["jobmanager.rpc.port: *a9", ""]))
+    with pytest.raises(ConfigError, match="alias") as refused:
+        load_config(bomb)
+    assert refused.value.path == str(bomb) and "\n" not in str(refused.value)
+    looped = write(tmp_path, "loop.yaml", "a: &a [1, *a]\nrest.port: 8081\n")
+    with pytest.raises(ConfigError, match="alias"):
+        load_config(looped)
+    # Aliases as configs use them (a shared block, a list repeated) still load.
+    shared = write(tmp_path, "shared.yaml", "base: &b {port: 8081}\nrest: *b\n"
+                                            "ports: &p [6124, 6125]\nblob.server.port: *p\n")
+    assert load_config(shared).port_roles().keys() == {8081, 6124, 6125}
+    assert parse_ports([[6123] * 9] * 9) == []
