@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -113,17 +114,40 @@ class Capture:
 
     def _open(self) -> None:
         try:
-            self._file = open(self.path, "rb")
+            # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, for ever
+            # when there is none. Reads block again once the file is known (below).
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise CaptureError(self.path, "no such file") from None
         except IsADirectoryError:
             raise CaptureError(self.path, "is a directory, not a capture file") from None
         except OSError as exc:
             raise CaptureError(self.path, f"cannot be opened ({exc.strerror})") from None
+        mode = os.fstat(fd).st_mode
+        refusal = None
+        if stat.S_ISDIR(mode):
+            refusal = "is a directory, not a capture file"
+        elif not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            refusal = "is not a regular file or a pipe (a device or a socket)"
+        if refusal is not None:
+            os.close(fd)
+            raise CaptureError(self.path, refusal)
+        os.set_blocking(fd, True)
+        self._file = os.fdopen(fd, "rb")
+        piped = stat.S_ISFIFO(mode)
 
         head = self._file.read(4)
-        refusal = None
-        if head[:2] == GZIP_MAGIC:
+        if piped:
+            if not head:
+                self.close()
+                # A pipe is read once: analysed with other captures or in shards, it is
+                # opened again (after a check that took its bytes) and found drained.
+                raise CaptureError(self.path, "is a pipe that gave no data (nothing writes to "
+                                              "it, or it was read already: several captures "
+                                              "or --shards need files)")
+            refusal = self._copy_stream(head)
+            head = self._file.read(4)
+        elif head[:2] == GZIP_MAGIC:
             self._file.seek(0)
             refusal = self._inflate(self._file)
             head = self._file.read(4)
@@ -133,6 +157,26 @@ class Capture:
         if refusal is not None:
             self.close()
             raise CaptureError(self.path, refusal)
+
+    def _copy_stream(self, head: bytes) -> str | None:
+        """Read a pipe into the temporary file (inflating it if it is gzip) and read that
+        instead, as `_inflate` does; returns why it is refused, else None. A stream that
+        does not start like a capture or a gzip file is refused after its first bytes."""
+        if head[:2] == GZIP_MAGIC:
+            return self._inflate(_Prefixed(head, self._file))
+        if head not in PCAP_MAGICS and head != PCAPNG_SHB:
+            return self._not_a_capture(head)
+        tmp = tempfile.NamedTemporaryFile(prefix="flinkwire-", suffix=".pcap", delete=False)
+        self._tmp = tmp.name
+        try:
+            tmp.write(head)
+            while chunk := self._file.read(1 << 20):
+                tmp.write(chunk)
+        finally:
+            tmp.close()
+        self._file.close()
+        self._file = open(self._tmp, "rb")
+        return None
 
     def _not_a_capture(self, head: bytes) -> str | None:
         """Why the file cannot be read as a capture at all, or None (format set).
@@ -255,6 +299,20 @@ class Capture:
 
     def __del__(self):
         self.close()
+
+
+class _Prefixed:
+    """A stream's first bytes, already read, put back in front of the rest of it."""
+
+    def __init__(self, head: bytes, rest):
+        self.head = head
+        self.rest = rest
+
+    def read(self, size: int) -> bytes:
+        if self.head:
+            part, self.head = self.head[:size], self.head[size:]
+            return part
+        return self.rest.read(size)
 
 
 # Packet captures deflate by 2-20x; far beyond that the file is built to fill the

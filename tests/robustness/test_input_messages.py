@@ -7,6 +7,7 @@ line more and exit 2. Every file is built here.
 """
 
 import gzip
+import os
 import struct
 import subprocess
 import sys
@@ -111,3 +112,34 @@ def test_gzip_with_a_bad_checksum_is_one_warning_and_exit_zero(tmp_path):
     assert lines[0].startswith(f"flinkwire: warning: {path}: gzip-checksum at file offset "
                                f"{len(packed) - 8}: ")
     assert len(flinkwire.analyze(path).flows) == 1
+
+
+def test_fifo_nobody_writes_to_is_one_line_not_a_hang(tmp_path):
+    """Found by the breaker (306): `flinkwire check FIFO` on a named pipe nobody writes to
+    blocked in open() until killed, and so did `analyze(FIFO)` in a notebook. Fixed in
+    reading/capture.py: the file is opened with O_NONBLOCK, then read as a pipe; a pipe
+    that gives no data is refused in one line."""
+    fifo = tmp_path / "fifo.pcap"
+    os.mkfifo(fifo)
+    code = f"import flinkwire\ntry:\n flinkwire.analyze({str(fifo)!r})\n" \
+           "except flinkwire.CaptureError as exc:\n print(exc.reason)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == 0 and "pipe that gave no data" in run.stdout, run
+    code, lines = _report(fifo)
+    assert code == 2 and lines == [f"flinkwire: {fifo}: {run.stdout.strip()}"]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_capture_through_a_pipe_is_read(packed):
+    """Found by the breaker (306): a valid capture given through a pipe (`<(cat c.pcap)`,
+    `<(zcat ...)`) was refused as "cut inside its pcap file header (0 of its 24 bytes)"
+    (the size of a pipe is 0), and a .gz one as ": File or stream is not seekable." (no
+    file name). Fixed in reading/capture.py: a pipe is copied into the private temporary
+    file (inflated on the way when it is gzip) and read from there."""
+    raw = pcap_bytes(FRAMES)
+    run = subprocess.run([sys.executable, "-m", "flinkwire.faces.cli", "report", "--quiet",
+                          "/dev/stdin"], input=gzip.compress(raw) if packed else raw,
+                         capture_output=True, cwd=ROOT, timeout=300)
+    assert (run.returncode, run.stderr) == (0, b"")
+    assert b"plaintext" in run.stdout

@@ -75,7 +75,17 @@ def test_capture_is_not_modified(tmp_path, monkeypatch, name):
             modes.append(mode)
         return real_open(file, mode, *args, **kwargs)
 
+    real_os_open = os.open
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def spying_os_open(file, flags, *args, **kwargs):
+        # The capture is opened with os.open (O_NONBLOCK, so that a FIFO cannot hang it).
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == os.fspath(capture):
+            modes.append("rb" if not flags & writing else f"flags {flags:#x}")
+        return real_os_open(file, flags, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", spying_open)
+    monkeypatch.setattr(os, "open", spying_os_open)
     flinkwire.analyze(capture)
     assert _fingerprint(capture) == before
     assert modes and set(modes) == {"rb"}
