@@ -484,14 +484,10 @@ def _walk_pcap(capture: Capture, info: CaptureInfo):
     while True:
         if pos + 16 > end:
             base += pos
-            buf = capture.read_block(base, 16)
-            pos, end = 0, len(buf)
-            if end < 16:
-                if end:
-                    pcap_stop(info, base, base + end, limit)
-                else:
-                    pcap_bad_timestamps(info, bad_frac)
+            buf = pcap_block(capture, base, limit, bad_frac=bad_frac)
+            if buf is None:
                 return
+            pos, end = 0, len(buf)
         sec, frac, incl, orig = header(buf, pos)
         body = pos + 16
         if incl > limit:
@@ -499,11 +495,10 @@ def _walk_pcap(capture: Capture, info: CaptureInfo):
             return
         if body + incl > end:
             base += pos
-            buf = capture.read_block(base, 16 + incl)
-            pos, end, body = 0, len(buf), 16
-            if body + incl > end:
-                pcap_stop(info, base, base + end, limit, incl)
+            buf = pcap_block(capture, base, limit, incl)
+            if buf is None:
                 return
+            pos, end, body = 0, len(buf), 16
         if frac >= frac_limit:
             bad_frac += 1
         info.records_total += 1
@@ -535,6 +530,23 @@ def pcap_layout(buf, info: CaptureInfo):
     header = struct.Struct(order + "IIII").unpack_from
     limit = max(snaplen, 262144, MAX_RECORD_BYTES) if snaplen else MAX_RECORD_BYTES
     return linktype, header, scale, frac_limit, limit
+
+
+def pcap_block(capture: Capture, base: int, limit: int, incl: int | None = None,
+               bad_frac: int = 0) -> bytes | None:
+    """The next block of a classic pcap, from the record at file offset `base`: one that
+    holds its header (`incl` None) or, once its header was read, the whole record. None
+    where the file ends first, with the reason recorded (`pcap_stop`, or at the very end
+    `pcap_bad_timestamps`)."""
+    wanted = 16 if incl is None else 16 + incl
+    buf = capture.read_block(base, wanted)
+    if len(buf) >= wanted:
+        return buf
+    if buf or incl is not None:
+        pcap_stop(capture.info, base, base + len(buf), limit, incl)
+    else:
+        pcap_bad_timestamps(capture.info, bad_frac)
+    return None
 
 
 def pcap_stop(info: CaptureInfo, off: int, end: int, limit: int, incl: int | None = None):

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..packets.decode import ETH_IPV4, ETH_IPV4_TCP_WIRE, TCP, Decoder
-from ..reading.capture import CaptureInfo, open_capture, pcap_bad_timestamps, pcap_stop
+from ..reading.capture import CaptureInfo, open_capture, pcap_block, pcap_stop
 from .flows import FlowTable, Limits, ShardTable
 
 
@@ -84,7 +84,6 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
         records = iter(capture) if pcap is None else None
         if pcap is not None:
             linktype, header, scale, frac_limit, limit = pcap
-            read_block = capture.read_block
             # buf holds the file from offset base; pos is the next record's place in it
             buf, base, pos, end, bad_frac = b"", 24, 0, 0, 0
         while True:
@@ -95,14 +94,10 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
                 # packet: 0.04 s of the 0.6 s packet path on the benchmark capture.
                 if pos + 16 > end:
                     base += pos
-                    buf = read_block(base, 16)
-                    pos, end = 0, len(buf)
-                    if end < 16:
-                        if end:
-                            pcap_stop(info, base, base + end, limit)
-                        else:
-                            pcap_bad_timestamps(info, bad_frac)
+                    buf = pcap_block(capture, base, limit, bad_frac=bad_frac)
+                    if buf is None:
                         break
+                    pos, end = 0, len(buf)
                 sec, frac, caplen, _ = header(buf, pos)
                 off = pos + 16
                 pos = off + caplen
@@ -111,11 +106,10 @@ def read_packets(captures, stats: BuildStats, decoder: Decoder, table: FlowTable
                         pcap_stop(info, base + off - 16, base + end, limit, caplen)
                         break
                     base += off - 16
-                    buf = read_block(base, 16 + caplen)
-                    off, pos, end = 16, 16 + caplen, len(buf)
-                    if pos > end:
-                        pcap_stop(info, base, base + end, limit, caplen)
+                    buf = pcap_block(capture, base, limit, caplen)
+                    if buf is None:
                         break
+                    off, pos, end = 16, 16 + caplen, len(buf)
                 if frac >= frac_limit:
                     bad_frac += 1
                 ts = sec * 1_000_000_000 + frac * scale
