@@ -132,3 +132,31 @@ def test_string_array_is_what_pandas_makes_and_a_broken_one_is_seen():
                                        pd.Series(values))
     assert an._string_array(["\udcff"]) == ["\udcff"]  # not encodable: pandas decides
     assert isinstance(np.asarray(made), np.ndarray)
+
+
+@pytest.mark.parametrize("values", [["b", "a", "b", None, "c", "a"], [None], ["x"] * 3,
+                                    ["é", "e", "Z", "é"]])
+def test_categorical_is_what_pandas_makes(values):
+    made, expected = an._categorical(values), pd.Categorical(values)
+    pd.testing.assert_extension_array_equal(made, expected)
+    assert list(made.categories) == list(expected.categories)
+    assert made.categories.dtype == expected.categories.dtype
+
+
+def test_a_broken_categorical_is_seen():
+    values = ["b", "a", "b", "c"]
+    made = an._categorical(values)
+    made[0] = "a"
+    with pytest.raises(AssertionError):
+        pd.testing.assert_extension_array_equal(made, pd.Categorical(values))
+
+
+def test_findings_remediation_is_categorical_and_reads_as_its_text(tmp_path):
+    import flinkwire
+    from pathlib import Path
+    capture = Path(__file__).resolve().parents[2] / "captures" / "s1-plaintext.pcap"
+    findings = flinkwire.analyze(capture).findings
+    assert isinstance(findings["remediation"].dtype, pd.CategoricalDtype)
+    texts = findings["remediation"].astype(str)
+    assert texts.str.contains("security.ssl").all()
+    assert findings["remediation"].nunique() < len(findings) / 4
