@@ -103,7 +103,14 @@ class CaptureInfo:
 class Capture:
     """An open capture: iterate it for records; close it (or use `with`)."""
 
+    # Set before __init__ can fail, so that close() (from __del__) finds them.
+    _file = None
+    _tmp = None
+
     def __init__(self, path: str | os.PathLike):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"a capture is named by a path (str or os.PathLike), not "
+                            f"{type(path).__name__}")
         self.path = Path(path)
         self.info = CaptureInfo(path=str(self.path))
         self._file = None

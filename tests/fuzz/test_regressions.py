@@ -222,3 +222,17 @@ def test_capture_cut_while_it_is_read(tmp_path, name, cut):
     kinds = [line.split()[0] for line in run.stdout.splitlines()]
     assert "truncated_while_read" in kinds
     assert all(kind.startswith("truncated") for kind in kinds if kind != "undecoded-packets")
+
+
+def test_capture_named_by_no_path_is_a_type_error_and_nothing_else(capfd):
+    """Found in review (after breaker 310): `open_capture(io.BytesIO(...))` raised a
+    TypeError from deep inside, then `Capture.__del__` printed an AttributeError (the
+    object had no `_file` yet). Now the TypeError names what a capture takes, at once."""
+    import gc
+    import io
+
+    for thing in (io.BytesIO(b"\xd4\xc3\xb2\xa1"), 12345, None):
+        with pytest.raises(TypeError, match="named by a path"):
+            open_capture(thing)
+    gc.collect()
+    assert "Exception ignored" not in capfd.readouterr().err
