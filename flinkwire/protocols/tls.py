@@ -365,6 +365,40 @@ def looks_like_tls_records(data: bytes, min_records: int = 1) -> bool:
     return True
 
 
+def record_chain(data: bytes, pos: int = 0, enough: int = 64) -> tuple[int, int, str]:
+    """How far a run of TLS records from ``pos`` holds: (whole records, the offset
+    where the run stops, how it ends).
+
+    It ends "end" exactly at the end of ``data``, "cut" where the last record (or its
+    header) runs past the end, "bad" at a byte that is no record header, or "enough"
+    after ``enough`` whole records (a run that long is no accident, and a hostile
+    head of tiny records costs no more than that). An SSLv2-format ClientHello at
+    ``pos`` counts as one record (TLS records may follow it); other SSL 2.0 records
+    are not walked. For judging whether TLS-shaped bytes are a TLS stream.
+    """
+    size = len(data)
+    records = 0
+    sslv2 = _sslv2_client_hello_length(data, pos)
+    if sslv2 is not None:
+        pos += 2 + sslv2
+        if pos > size:
+            return 0, pos - 2 - sslv2, "cut"
+        records = 1
+    while records < enough:
+        if pos == size:
+            return records, pos, "end"
+        if size - pos < 5:
+            return records, pos, "cut"
+        if not _record_header_ok(data, pos):
+            return records, pos, "bad"
+        end = pos + 5 + _u16(data, pos + 3)
+        if end > size:
+            return records, pos, "cut"
+        pos = end
+        records += 1
+    return records, pos, "enough"
+
+
 # --- record walk -------------------------------------------------------------------------
 
 

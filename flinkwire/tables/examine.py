@@ -131,58 +131,130 @@ def _midstream_tls(data: bytes):
     return None
 
 
-# A walk that meets one of these has left the record chain: what follows is not TLS.
-_CHAIN_BROKEN = frozenset({"bad-record-header", "bad-tls-length"})
+# A stream caught mid-connection may begin inside a record: at most one record's body
+# and header come before the first header seen.
+RECORD_TAIL = tls.MAX_RECORD_LENGTH + 5
+# Random bytes hold a printable run this long about once in 5 MB; text holds many.
+CIPHER_RUN = 16
+# Records both sides of a hello walked this far are a TLS session, even where they stop
+# later: FTP's CCC goes back to clear commands (a stop the record walk reports).
+SESSION_RECORDS = 4
 
 
-def _tls_doubt(c2s, s2c, start, midstream, facts, min_snippet):
+def _ciphertext_like(data: bytes) -> bool:
+    """Bytes that may be the unseen start of a record: short, with no printable run a
+    cipher would not make, and no secret."""
+    return (len(data) <= RECORD_TAIL and readable_count(data, CIPHER_RUN) == 0
+            and not scan_secrets(data).secrets)
+
+
+def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False):
     """Why the TLS found in a flow is only TLS-shaped bytes, as (direction, offset,
-    reason), or None when it is a TLS session.
+    reason), or None when it is a TLS stream.
 
     A ClientHello shape (at offset 0 or, STARTTLS-like, further in) or a record
     chain in a stream caught mid-connection is a pattern in the bytes, and a
     plaintext stream can hold it: an uploaded jar, a job's records that carry
     network traffic, a byte[] argument. Calling such a flow TLS would hide its
     plaintext from the scans and let `check` pass a plaintext cluster, so the claim
-    must hold up. A hello is answered in TLS (a ServerHello, or a run of records such
-    as an alert), or, with no reply captured, its records run unbroken to the end of what
-    was kept. A mid-stream chain runs unbroken in each direction that shows one,
-    and what precedes it (the tail of a record cut by the capture's start), or a
-    direction too short to show one, is not readable text. A server that answers a
-    real hello in plaintext is a plaintext server, and reads as one. (A declared
-    claim, see `examine`, is not doubted.)
+    must hold up, direction by direction, on the records themselves
+    (`tls.record_chain`): they run on to the end of what was kept (a last record
+    may be cut where the stream is: still open, or a hole or the retention bound
+    ends what was kept), or, after a hello, for a whole handshake's worth of
+    records. Where both sides open with a hello (ClientHello, then ServerHello, each
+    at its stream's first byte), no chance pattern is left to fear. After a hello the client's first record is
+    whole, and the server answers in records: from its first byte, from a
+    ServerHello after a plaintext reply where the hello itself came after
+    plaintext (STARTTLS, HTTP CONNECT), or, its first bytes damaged, from a chain
+    no further in than one record, behind bytes a cipher could have made. In a
+    stream caught mid-connection each direction runs as such a chain of at least
+    three records (two and a cut one, or any that end it exactly), or, too short for
+    one, could be ciphertext. A tunnel that HTTP CONNECT opened was declared, not
+    guessed: only text in it (a record shape followed by a request) undoes it.
     """
-    broken = {anomaly["direction"]: anomaly["offset"] for anomaly in facts.anomalies
-              if anomaly["kind"] in _CHAIN_BROKEN}
-    if midstream == (None, None):
-        # Records may stop after a real handshake (FTP's CCC goes back to clear
-        # commands): that is an anomaly of the session, not a doubt about it.
-        if s2c:
-            # A chain further in still counts: a damaged first copy of the reply's start
-            # (a conflicting retransmission) must not make a TLS server plaintext.
-            if (tls.tls_server_start(s2c) is not None or tls.looks_like_tls_records(s2c[:4096])
-                    or _midstream_tls(s2c) is not None):
-                return None
-            why = "the server's reply is not TLS"
-        elif "c2s" in broken:
-            why = f"its records stop at offset {broken['c2s']}"
-        else:
-            return None
-        return ("c2s", start, f"a TLS ClientHello shape at offset {start}, but {why}: "
-                "read as plaintext")
-    for direction, head, offset in (("c2s", c2s, midstream[0]), ("s2c", s2c, midstream[1])):
-        if offset is not None and direction in broken:
-            return (direction, offset, f"TLS record headers from offset {offset} in a stream "
-                    f"caught mid-connection, but they stop at offset {broken[direction]}: "
-                    "read as plaintext")
-        # Before the chain, or in a direction too short to show one, only a record's
-        # ciphertext may stand.
-        before = head if offset is None else head[:offset]
-        readable = readable_count(before, min_snippet) if before else 0
-        if readable >= min_snippet and readable * 10 >= len(before):
-            where = "before them" if offset is not None else f"of {direction}, which has none"
-            return (direction, 0, "TLS record headers in a stream caught mid-connection, but "
-                    f"the {len(before)} bytes {where} are readable text: read as plaintext")
+    def chain(data, pos, direction, session_ok):
+        """Whole records from `pos`, how their run ends, and the doubt about them."""
+        records, stop, how = tls.record_chain(data, pos)
+        if how in ("end", "enough") or (how == "cut" and not (closed and complete[direction])):
+            return records, how, None
+        if session_ok and records >= SESSION_RECORDS:
+            return records, how, None
+        why = ("the last record runs past the end of the closed stream" if how == "cut"
+               else f"they stop at offset {stop}")
+        return records, how, (direction, pos, f"TLS records from offset {pos} in {direction}, "
+                              f"but {why}: read as plaintext")
+
+    if midstream != (None, None):
+        for direction, head, offset in (("c2s", c2s, midstream[0]), ("s2c", s2c, midstream[1])):
+            if not head:
+                continue
+            if offset is None:
+                if _ciphertext_like(head):
+                    continue
+                return (direction, 0, f"TLS records in a stream caught mid-connection, but "
+                        f"none in {direction}, whose {len(head)} bytes are not a record's "
+                        "tail: read as plaintext")
+            if not _ciphertext_like(head[:offset]):
+                return (direction, 0, f"TLS records from offset {offset} in {direction}, "
+                        f"caught mid-connection, but the {offset} bytes before them are not "
+                        "a record's tail: read as plaintext")
+            records, how, doubt = chain(head, offset, direction, False)
+            # Three whole records, two and a cut one, or any that end the stream
+            # exactly: a lone header whose length runs past the end proves nothing.
+            enough = records >= 3 or (how == "end" and records) or (how == "cut" and records >= 2)
+            if doubt is None and not enough:
+                doubt = (direction, offset, f"only {records} whole TLS records from offset "
+                         f"{offset} in {direction}, caught mid-connection: read as plaintext")
+            if doubt is not None:
+                return doubt
+        return None
+
+    if not start and s2c and tls.tls_server_start(s2c) == 0:
+        return None
+    if tunnel:
+        return _tunnel_doubt(c2s, s2c, start)
+    if c2s:
+        records, _, doubt = chain(c2s, start, "c2s", True)
+        if doubt is not None:
+            return doubt
+        if not records and not s2c:
+            return ("c2s", start, f"a TLS ClientHello shape at offset {start} whose record "
+                    "is not whole, and no reply: read as plaintext")
+    if not s2c:
+        return None
+    if start:
+        found = tls.tls_server_start(s2c)
+        if found is None:
+            return ("s2c", 0, f"a TLS ClientHello shape at offset {start}, but the server "
+                    "sent no ServerHello: read as plaintext")
+        return chain(s2c, found, "s2c", True)[2]
+    records, _, doubt = chain(s2c, 0, "s2c", True)
+    if doubt is not None:
+        # A damaged first copy of the reply's start (a conflicting retransmission)
+        # must not make a TLS server plaintext: a chain close behind bytes a cipher
+        # could have made will do.
+        found = _midstream_tls(s2c)
+        if found is not None and found <= RECORD_TAIL and _ciphertext_like(s2c[:found]):
+            records, _, doubt = chain(s2c, found, "s2c", True)
+    if doubt is None and not records and not c2s:
+        doubt = ("s2c", 0, "a TLS record shape from the server, not whole, and nothing "
+                 "from the client: read as plaintext")
+    return doubt
+
+
+def _tunnel_doubt(c2s, s2c, start):
+    """The doubt about a tunnel HTTP CONNECT opened with a record header: none unless
+    text follows, where records (or a cipher's bytes) should, in either direction."""
+    records, stop, how = tls.record_chain(c2s, start)
+    if how not in ("end", "enough", "cut") and not _ciphertext_like(c2s[start:][:RECORD_TAIL]):
+        return ("c2s", start, f"an HTTP CONNECT tunnel from offset {start}, but its records "
+                f"stop at offset {stop} and text follows: read as plaintext")
+    match = HEADER_END.search(s2c, 0, 8192)
+    reply = match.end() if match else 0
+    if s2c[reply:] and tls.record_chain(s2c, reply)[2] == "bad" \
+            and not _ciphertext_like(s2c[reply:][:RECORD_TAIL]):
+        return ("s2c", reply, f"an HTTP CONNECT tunnel, but the server sends text from offset "
+                f"{reply}: read as plaintext")
     return None
 
 
@@ -283,14 +355,12 @@ def examine(flow, ctx: Context, out) -> None:
     plain_c2s, plain_s2c = len(c2s), len(s2c)
     facts = None
     start = tls.tls_start(c2s) if c2s else None
-    # Where the TLS claim comes from something other than a pattern, it is not doubted:
-    # a server's records with nothing from the client, or a tunnel HTTP CONNECT declared.
-    declared = False
     if start is None and not c2s and s2c and tls.looks_like_tls_records(s2c[:4096]):
-        start, declared = 0, True
+        start = 0
+    tunnel = False
     if start is None and c2s.startswith(b"CONNECT "):
         start = _after_connect(c2s)
-        declared = start is not None
+        tunnel = start is not None
     midstream = (None, None)
     if start is None and not flow.syn_seen:
         midstream = (_midstream_tls(c2s), _midstream_tls(s2c))
@@ -304,8 +374,9 @@ def examine(flow, ctx: Context, out) -> None:
         facts = tls.parse_tls(c2s, s2c, start_c2s=start, start_s2c=s2c_start or 0,
                               complete_c2s=chalf.head_complete(),
                               complete_s2c=shalf.head_complete())
-        doubt = None if declared else _tls_doubt(c2s, s2c, start, midstream, facts,
-                                                    ctx.min_snippet)
+        doubt = _tls_doubt(c2s, s2c, start, midstream, flow.closed,
+                           {"c2s": chalf.head_complete(), "s2c": shalf.head_complete()},
+                           tunnel)
         if doubt is not None:
             out.anomaly(fid, doubt[0], doubt[1], "tls-lookalike", doubt[2], source="tls")
             facts = None
