@@ -34,13 +34,20 @@ then joins the parts, in the order the files were given:
   part is such a copy when an earlier file's flow has its endpoints (either
   way round), their times overlap allowing for `CLOCK_SKEW_NS` between the
   nodes' clocks, and the sequence numbers at which each direction's stream
-  starts place it within the other's stream (the same ISNs when both saw the
-  SYN); or when it has the very same `flow_id` (same endpoints and first
-  packet). A copy is counted once: per direction the bytes are the union of
-  the two streams, the packets the larger count, the smaller one is added to
-  `capture_duplicates` (as a frame recorded twice in one file is), and a row
-  of the copy's other tables is dropped when the flow already has an equal
-  one (same content and stream offset; timestamps may differ by the skew).
+  starts place it within the other's stream. Where a copy saw a direction's
+  SYN the other can hold nothing before it, so when both saw it the ISNs are
+  equal: another connection on the same endpoints, with its own SYN, is never
+  a copy, however its ISNs fall. Without sequence numbers to compare (tshark's
+  rows, UDP) a copy needs the very same `flow_id` (endpoints and first packet)
+  and the same packet and byte counts; a later flow that has an earlier one's
+  `flow_id` and is not its copy gets an id of its own. Parts of which one is
+  TLS and the other plaintext are never one flow (neither copies nor a rotated
+  continuation): merging them would hide the plaintext one. A copy is counted
+  once: per direction the bytes are the union of the two streams, the packets
+  the larger count, the smaller one is added to `capture_duplicates` (as a
+  frame recorded twice in one file is), and a row of the copy's other tables
+  is dropped when the flow already has an equal one (same content and stream
+  offset; timestamps may differ by the skew).
   The flow keeps the earlier file's `flow_id` and gets one
   `seen-in-several-files` anomaly saying in how many files it was seen.
   The same file named twice, or a byte-for-byte copy of it, seldom gets here:
@@ -54,7 +61,8 @@ Reading the files in one process (`executor=False`) has none of these limits,
 but it knows no copies: there a connection captured at both ends is two flows.
 A copy is recognised only by sequence numbers, so two captures of one UDP
 conversation stay two flows, as do copies of a TCP flow read by tshark
-(`engine="tshark"`) unless their first packets have the same timestamp; where
+(`engine="tshark"`) unless their first packets have the same timestamp and their
+counts agree; where
 one copy saw more of a stream, its packets beyond the other's are not added.
 The default process pool starts workers the platform's way: where that is
 `spawn` (macOS, Windows), a script must call `analyze` under
@@ -63,6 +71,7 @@ The default process pool starts workers the platform's way: where that is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -99,6 +108,9 @@ class FilePart:
     # flow index -> {direction: 32-bit sequence number of stream offset 0, or None}:
     # how a copy of the flow in another file is recognised and its offsets aligned.
     stream_starts: dict = field(default_factory=dict)
+    # flow index -> the directions whose SYN the file holds: there stream offset 0 is
+    # the ISN + 1, and a copy must start at the very same sequence number.
+    syn_seen: dict = field(default_factory=dict)
 
 
 def analyze_file(path: str, port_roles: dict, reveal: bool, limits: Limits | None,
@@ -107,29 +119,31 @@ def analyze_file(path: str, port_roles: dict, reveal: bool, limits: Limits | Non
     ctx = Context(port_roles=dict(port_roles), reveal=reveal, min_snippet=min_snippet)
     rows = Rows((limits or Limits()).max_rows_per_table)
     examine = examiner(ctx, rows)
-    starts = {}
+    starts, syns = {}, {}
 
     def on_flow(flow):
         kept = len(rows.flows)
         examine(flow)
         if len(rows.flows) > kept and flow.proto == 6:
             row = rows.flows[-1]
-            starts[row["index"]] = _stream_starts(flow, row)
+            starts[row["index"]], syns[row["index"]] = _stream_starts(flow, row)
 
     stats = build_flows([path], on_flow, limits, None)
-    return FilePart(path, rows, stats, sorted(ctx.flink_versions), starts)
+    return FilePart(path, rows, stats, sorted(ctx.flink_versions), starts, syns)
 
 
-def _stream_starts(flow, row) -> dict:
+def _stream_starts(flow, row) -> tuple[dict, tuple]:
     """The 32-bit sequence number of each direction's stream offset 0 (None when the
-    direction carried no SYN and no payload)."""
+    direction carried no SYN and no payload), and the directions whose SYN was seen."""
     client = (row["client_ip"], row["client_port"])
-    out = {}
+    out, syns = {}, []
     for side, half in enumerate(flow.halves):
         ip, port = flow.endpoint(side)
         direction = "c2s" if (ip_text(ip), port) == client and "c2s" not in out else "s2c"
         out[direction] = (half.seq_next - half.next) & MASK if half.based else None
-    return out
+        if half.syn:
+            syns.append(direction)
+    return out, tuple(syns)
 
 
 def distinct_paths(paths: list[str]) -> list[str]:
@@ -237,29 +251,30 @@ def worker_signals() -> None:
 class _Chain:
     """The merged flow row and how far its streams reach, while parts may still join it."""
 
-    __slots__ = ("ends", "row", "starts", "part", "files")
+    __slots__ = ("ends", "row", "starts", "syns", "part", "files")
 
-    def __init__(self, row: dict, starts: dict | None, part: int, path: str):
+    def __init__(self, row: dict, starts: dict | None, syns, part: int, path: str):
         self.row = row
         self.ends = {d: row[f"bytes_{d}"] + row[f"gap_bytes_{d}"] for d in DIRECTIONS}
         self.starts = starts or {}
+        self.syns = frozenset(syns or ())
         self.part = part
         self.files = {part: path}  # the parts that saw (a copy of) the flow
 
     def continued_by(self, row: dict) -> bool:
         first = self.row
         return (not first["closed"] and not row["handshake_seen"]
-                and row["first_ts"] >= first["last_ts"] and row["flow_id"] != first["flow_id"])
+                and row["first_ts"] >= first["last_ts"] and row["flow_id"] != first["flow_id"]
+                and not _verdicts_clash(first, row))
 
-    def copy_shift(self, row: dict, starts: dict | None, swapped: bool) -> dict | None:
+    def copy_shift(self, row: dict, starts: dict | None, syns, swapped: bool) -> dict | None:
         """Where `row`, from another file, is this same connection: how far its streams
         start into this flow's, per direction of this flow. Else None."""
         first = self.row
         if (row["first_ts"] > first["last_ts"] + CLOCK_SKEW_NS
-                or first["first_ts"] > row["last_ts"] + CLOCK_SKEW_NS):
+                or first["first_ts"] > row["last_ts"] + CLOCK_SKEW_NS
+                or _verdicts_clash(first, row)):
             return None
-        if row["flow_id"] == first["flow_id"]:
-            return {d: 0 for d in DIRECTIONS}
         shift = {}
         for d in DIRECTIONS:
             f = SWAP[d] if swapped else d
@@ -267,11 +282,27 @@ class _Chain:
             if mine is None or theirs is None:
                 continue
             shift[f] = ((theirs - mine + HALF_RANGE) & MASK) - HALF_RANGE
+            # Where a copy saw the SYN its stream starts at the ISN: the other copy can
+            # hold nothing before it (and both saw it: the same ISN).
+            if (f in self.syns and shift[f] < 0) or (syns and d in syns and shift[f] > 0):
+                return None
             if not -(row[f"bytes_{d}"] + row[f"gap_bytes_{d}"]) <= shift[f] <= self.ends[f]:
                 return None
         if not shift:
+            # No sequence numbers to compare (tshark's rows, UDP): only the same flow
+            # (endpoints and first packet) with the same counts, as a file's copy has.
+            if row["flow_id"] == first["flow_id"] and all(
+                    row[f"{n}_{d}"] == first[f"{n}_{d}"]
+                    for n in ("packets", "bytes") for d in DIRECTIONS):
+                return {d: 0 for d in DIRECTIONS}
             return None
         return {f: shift.get(f, 0) for f in DIRECTIONS}
+
+
+def _verdicts_clash(first: dict, row: dict) -> bool:
+    """One part TLS and the other plaintext: whatever else they share, they are not one
+    connection, and merging them would hide the plaintext one."""
+    return {first["verdict"], row["verdict"]} == {"tls", "plaintext"}
 
 
 @dataclass
@@ -297,26 +328,35 @@ def merge_parts(parts: list[FilePart], port_roles: dict | None = None) -> tuple[
     seen_secrets: dict = {}
     tails: dict = {}  # (flow_id, direction) -> last snippet, to join one the boundary cut
     base_index = 0
+    ids: set = set()  # the flow ids out.flows holds
     for number, part in enumerate(parts):
         rows = part.rows
         rekey: dict[str, _Rekey] = {}
         latest: dict = {}
         for row in sorted(rows.flows, key=lambda r: (r["first_ts"], r["index"])):
             starts = part.stream_starts.get(row["index"])
+            syns = part.syn_seen.get(row["index"])
             row["index"] += base_index
             key = _endpoints(row)
             chain = None if key in latest else chains.get(key)
             if chain is not None and chain.continued_by(row):
                 rekey[row["flow_id"]] = _join(chain, row, port_roles or {})
             else:
-                chain, move = _copied(every.get(key, ()), row, starts, number, port_roles)
+                chain, move = _copied(every.get(key, ()), row, starts, syns, number,
+                                      port_roles)
                 if move is not None:
                     chain.files[number] = part.path
                     rekey[row["flow_id"]] = move
                 else:
-                    chain = _Chain(row, starts, number, part.path)
+                    if row["flow_id"] in ids:
+                        # Another connection that began at the same time on the same
+                        # endpoints, in another file: an id of its own.
+                        own = row["flow_id"]
+                        rekey[own] = _renamed(row, number, ids)
+                    chain = _Chain(row, starts, syns, number, part.path)
                     every.setdefault(key, []).append(chain)
                     out.flows.append(row)
+                    ids.add(row["flow_id"])
             latest[key] = chain
         chains.update(latest)
         base_index += part.stats.flows
@@ -374,7 +414,21 @@ def merge_parts(parts: list[FilePart], port_roles: dict | None = None) -> tuple[
     return out, stats
 
 
-def _copied(candidates, row: dict, starts: dict | None, number: int,
+def _renamed(row: dict, number: int, ids: set) -> _Rekey:
+    """Give `row` (of file `number`) a flow id no earlier flow has; say how to re-key
+    the rest of its rows."""
+    salt = number
+    while True:
+        fid = "F" + hashlib.blake2s(f"{row['flow_id']}|{salt}".encode(),
+                                    digest_size=6).hexdigest()
+        if fid not in ids:
+            break
+        salt = fid
+    row["flow_id"] = fid
+    return _Rekey(fid, False, {d: 0 for d in DIRECTIONS}, adopted=True)
+
+
+def _copied(candidates, row: dict, starts: dict | None, syns, number: int,
             port_roles: dict | None) -> tuple:
     """(chain, _Rekey) when `row` is a copy of a flow of an earlier file (the nearest in
     time, if several could be), having folded it in; else (None, None)."""
@@ -385,7 +439,7 @@ def _copied(candidates, row: dict, starts: dict | None, number: int,
         first = chain.row
         swapped = (row["client_ip"], row["client_port"]) != (first["client_ip"],
                                                               first["client_port"])
-        shift = chain.copy_shift(row, starts, swapped)
+        shift = chain.copy_shift(row, starts, syns, swapped)
         distance = abs(row["first_ts"] - first["first_ts"])
         if shift is not None and (best is None or distance < best[0]):
             best = (distance, chain, swapped, shift)

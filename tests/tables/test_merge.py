@@ -188,3 +188,23 @@ def test_tls_flows_across_rotated_files_keep_their_handshake_facts(name, tmp_pat
     merged = flinkwire.analyze(paths, reveal=True)
     for table in ("flows", "tls", "findings", "anomalies"):
         assert table_rows(merged, table) == table_rows(whole, table), table
+
+
+@pytest.mark.parametrize("later_id, syn", [("F1", True), ("F2", False)])
+def test_parts_whose_verdicts_disagree_are_never_merged(later_id, syn):
+    """Found by the breaker (406), the safety net: a TLS part and a plaintext part that
+    otherwise look like one connection (a copy with the same flow_id, or a rotated
+    continuation) stay two flows, so the plaintext one is not hidden in the TLS one."""
+    a, b = ("10.0.0.1", 40000), ("10.0.0.2", 8081)
+    tls = flow_row("F1", a, b, 10, 20, syn=True, closed=syn, c2s=100, s2c=50,
+                   verdict="tls")
+    plain = flow_row(later_id, a, b, 10 if syn else 30, 40, syn=syn, closed=True, c2s=100,
+                     s2c=50)
+    rows, stats = merge_parts([part(tls, findings=[secret("F1", "c2s", 5)]),
+                               part(plain, findings=[secret(later_id, "c2s", 5)])])
+    assert stats.flows == 2
+    assert sorted(f["verdict"] for f in rows.flows) == ["plaintext", "tls"]
+    ids = [f["flow_id"] for f in rows.flows]
+    assert len(set(ids)) == 2
+    assert sorted(f["flow_id"] for f in rows.findings) == sorted(ids)
+    assert rows.anomalies == []

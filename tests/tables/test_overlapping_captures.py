@@ -190,3 +190,47 @@ def test_another_connection_at_the_same_time_is_not_taken_for_a_copy(tmp_path,
     merged = flinkwire.analyze([client_node, other], reveal=True)
     assert_unique_ids(merged)
     assert len(merged.flows) == 2
+
+
+# A TLS connection whose streams are long enough that another connection's ISNs fall
+# inside them: the record and handshake headers are what the verdict reads.
+CLIENT_HELLO = (bytes.fromhex("160301002f0100002b0303") + bytes(32)
+                + b"\x00\x00\x02\x00\x2f\x01\x00")
+SERVER_HELLO = bytes.fromhex("160303002a020000260303") + bytes(32) + b"\x00\x00\x2f\x00"
+APPLICATION_DATA = b"\x17\x03\x03\x03\x00" + bytes(range(256)) * 3
+
+
+def tls_call(isn_c=1000, isn_s=5000):
+    return conversation(CLIENT, SERVER, c2s=[CLIENT_HELLO, APPLICATION_DATA],
+                        s2c=[SERVER_HELLO, APPLICATION_DATA], isn_c=isn_c, isn_s=isn_s)
+
+
+def test_another_connection_with_its_own_syn_inside_the_sequence_range_is_not_a_copy(
+        tmp_path):
+    """Found by the breaker (406): two connections on one 5-tuple, one file each, both
+    with their SYN and different ISNs, the later one's ISNs inside the earlier one's
+    streams (a quick port reuse, 0.1 s after the first closed), were merged as copies:
+    the plaintext connection vanished into the TLS one and `check` passed. Both saw
+    the SYN, so copies need equal ISNs."""
+    packets = tls_call()
+    node_a = write(tmp_path / "node-a.pcap", packets, T0)
+    node_b = write(tmp_path / "node-b.pcap", rest_call(1500, 5500),
+                   T0 + len(packets) * 0.001 + 0.1)
+    merged = flinkwire.analyze([node_a, node_b], reveal=True)
+    assert_unique_ids(merged)
+    assert sorted(merged.flows["verdict"]) == ["plaintext", "tls"]
+    assert len(merged.plaintext_flows(["rest"])) == 1
+    assert overlap_rows(merged).empty
+    assert merged.flows["capture_duplicates"].sum() == 0
+
+
+def test_the_same_first_packet_time_with_other_isns_is_not_a_copy(tmp_path, client_node):
+    """Found by the breaker (406): two connections whose first packets have the very same
+    timestamp (so the same flow_id) were merged whatever their ISNs; the later one gets
+    an id of its own."""
+    other = write(tmp_path / "other.pcap", rest_call(777_000, 991_000), T0)
+    merged = flinkwire.analyze([client_node, other], reveal=True)
+    assert_unique_ids(merged)
+    assert len(merged.flows) == 2
+    assert overlap_rows(merged).empty
+    assert set(merged.findings["flow_id"]) == set(merged.flows["flow_id"])
