@@ -4,7 +4,8 @@ Exit codes: 0 done (a damaged capture still gives 0, with a warning line per
 kind of damage), 1 for `check` when a required channel is plaintext, 2 for bad
 input (not a capture, unreadable config, bad arguments) or a capture of which
 nothing could be read. `check` exits with its verdict's status even when its output
-cannot be written (a reader that closed early, a full disk).
+cannot be written (a reader that closed early, a full disk); with stdout or stderr
+closed (`>&-`) every command writes there nothing and keeps its own status.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
+    _fill_closed_streams()
     logging.basicConfig(level=logging.ERROR, format="flinkwire: %(levelname)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
@@ -173,7 +175,7 @@ def main(argv=None) -> int:
         status = _main(args)
         # Pending output is written here, inside the handlers below: left to the
         # interpreter's exit, a closed reader would be met after the status was chosen.
-        sys.stdout.flush()
+        _flush_stdout()
         return status
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do.
@@ -187,11 +189,28 @@ def main(argv=None) -> int:
         return 2
 
 
+def _fill_closed_streams() -> None:
+    """Point `sys.stdout` and `sys.stderr` at /dev/null where they are None (Python's
+    way of saying fd 1 or 2 was closed when it started, `>&-`): what the command
+    writes there goes nowhere, and its exit status stays its own."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            try:
+                setattr(sys, name, open(os.devnull, "w"))
+            except OSError:
+                pass  # print() to None writes nothing, and every flush here checks
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
 def _detach_stdout() -> None:
     """Point stdout at /dev/null, so that what is still buffered for a reader that has
     gone (or a full disk) is dropped at exit instead of failing again there."""
     try:
-        sys.stdout.flush()
+        _flush_stdout()
     except (OSError, ValueError):
         pass
     try:
@@ -212,7 +231,7 @@ def _say_verdict(lines: list[str], status: int) -> int:
     try:
         for line in lines:
             print(line)
-        sys.stdout.flush()
+        _flush_stdout()
     except OSError as exc:
         if not isinstance(exc, BrokenPipeError):
             print(f"flinkwire: <stdout>: {exc.strerror or exc}", file=sys.stderr)

@@ -59,6 +59,40 @@ def test_full_stdout_is_named_and_keeps_the_verdict(plaintext_capture, command, 
     assert run.stderr.splitlines() == ["flinkwire: <stdout>: No space left on device"]
 
 
+CLIENT_HELLO = (bytes.fromhex("160301002f0100002b0303") + bytes(32)
+                + b"\x00\x00\x02\x00\x2f\x01\x00")
+SERVER_HELLO = bytes.fromhex("160303002a020000260303") + bytes(32) + b"\x00\x00\x2f\x00"
+
+
+@pytest.mark.parametrize("closed", [(1,), (1, 2)])
+@pytest.mark.parametrize("command, capture, status", [
+    ("check", "tls", 0), ("check", "plain", 1), ("check", "missing", 2),
+    ("report", "plain", 0), ("report", "missing", 2)])
+def test_closed_stdout_keeps_the_commands_status(tmp_path, plaintext_capture, closed,
+                                                 command, capture, status):
+    """Found by the breaker (405): with fd 1 closed (`>&-`), Python's sys.stdout is None
+    and every command died in a traceback at `sys.stdout.flush()`, exit 1: an all-TLS
+    capture failed `check`, a missing file gave 1, not 2. The status is the command's,
+    with stderr closed too."""
+    paths = {"plain": plaintext_capture, "missing": tmp_path / "missing.pcap",
+             "tls": tmp_path / "tls.pcap"}
+    paths["tls"].write_bytes(pcap_bytes([bytes(p) for p in conversation(
+        c2s=[CLIENT_HELLO], s2c=[SERVER_HELLO])]))
+
+    def close():
+        for fd in closed:
+            os.close(fd)
+
+    run = subprocess.run([sys.executable, "-m", "flinkwire.faces.cli", command, "--quiet",
+                          str(paths[capture])], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300,
+                         preexec_fn=close)
+    assert run.returncode == status, run.stderr
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
+    if capture == "missing" and 2 not in closed:
+        assert len(run.stderr.splitlines()) == 1 and "missing.pcap" in run.stderr
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_shards_below_one_is_refused_by_the_parser(plaintext_capture, value):
     """Found by the breaker (310), CLI side: `analyze` now refuses shards < 1, so
