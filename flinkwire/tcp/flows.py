@@ -27,7 +27,10 @@ are kept (as chunks, since gaps leave holes); later bytes are counted, not
 stored. Out-of-order data waits in `pending` up to `Limits.pending_per_direction`
 bytes, after which the hole is given up as a gap. The table holds at most
 `Limits.max_flows` flows; when it is full the least recently active tenth is
-evicted (finished and handed on), and each eviction is counted.
+evicted (finished and handed on), and each eviction is counted. What a direction
+holds besides its payload does not grow with its segment count: small segments
+are joined into larger parts (`Chunk`), and the segment times kept for dating
+findings are thinned past `MAX_MARKS` (`Half.timestamp_at`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ MASK = 0xFFFFFFFF
 HALF_RANGE = 1 << 31
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 DUPLICATE_WINDOW_NS = 2_000_000
-MAX_MARKS = 200_000
+MAX_MARKS = 1024  # per direction; past it they are thinned out (see `Half.timestamp_at`)
+JOIN_PARTS = 64   # a chunk looks at its open parts every this many (see `Chunk`)
+MIN_PART = 512    # open parts smaller than this on average are joined into one
 MAX_PENDING_SEGMENTS = 4096
 HEAD_GUARANTEE = 8192  # bytes per direction kept even when retain_total is spent
 OUT_OF_WINDOW = 1 << 30  # the largest TCP window (scale 14) is just under this
@@ -92,26 +97,55 @@ class Chunk:
     Segments are kept as a list and joined on first read: growing one
     bytearray per flow reallocates and copies as thousands of flows grow at
     once, which made appends quadratic on large captures.
+
+    A part costs about 50 bytes besides its payload (the `bytes` header, its
+    rounding and the list slot), so a stream of 1-byte segments held 50 times its
+    payload. Every `JOIN_PARTS` appends (`join_at`) the parts after the sealed ones
+    are looked at (`compact`): if they average at least `MIN_PART` bytes they are
+    sealed as they are (no copy, the usual case); else they are joined into one part,
+    which stays open to the next group. Held memory is then within about 10% of the
+    payload, plus at most `JOIN_PARTS` open parts, whatever the segment size.
     """
 
-    __slots__ = ("start", "parts", "size")
+    __slots__ = ("start", "parts", "size", "sealed", "sealed_size", "join_at")
 
     def __init__(self, start: int, part: bytes):
         self.start = start
         self.parts = [part]
         self.size = len(part)
+        self.sealed = 0           # parts[:sealed] are never joined again while growing
+        self.sealed_size = 0      # their bytes
+        self.join_at = JOIN_PARTS  # compact when the parts reach this count
+
+    def compact(self) -> None:
+        """Seal the open parts, or join them into one when they are small on average."""
+        parts = self.parts
+        sealed = self.sealed
+        if self.size - self.sealed_size >= (len(parts) - sealed) * MIN_PART:
+            sealed = len(parts)
+            self.sealed_size = self.size
+        else:
+            parts[sealed:] = [b"".join(parts[sealed:])]
+        self.sealed = sealed
+        self.join_at = sealed + JOIN_PARTS
 
     @property
     def end(self) -> int:
         return self.start + self.size
 
     def append(self, part: bytes) -> None:
-        self.parts.append(part)
+        parts = self.parts
+        parts.append(part)
         self.size += len(part)
+        if len(parts) >= self.join_at:
+            self.compact()
 
     def data(self) -> bytes:
         if len(self.parts) != 1:
             self.parts = [b"".join(self.parts)]
+            self.sealed = 1
+            self.sealed_size = self.size
+            self.join_at = 1 + JOIN_PARTS
         return self.parts[0]
 
     def read(self, at: int, length: int) -> bytes:
@@ -147,7 +181,7 @@ class Half:
         "based", "seq_next", "next", "chunks", "kept", "pending", "pending_bytes",
         "unique_bytes", "gap_bytes", "frames", "payload_frames", "dup_bytes",
         "out_of_order", "syn", "fin", "rst", "first_ts", "last_ts", "marks", "mark_ts",
-        "last_sig", "last_sig_ts", "capture_duplicates", "anomalies", "retain_cut",
+        "mark_next", "mark_cap", "mark_gap",        "last_sig", "last_sig_ts", "capture_duplicates", "anomalies", "retain_cut",
         "before_start", "ack_padding",
     )
 
@@ -175,6 +209,9 @@ class Half:
         # per payload segment was ~5% of the packet path on the benchmark capture.
         self.marks = []
         self.mark_ts = []
+        self.mark_next = 0        # the next retained segment at or past this offset is marked
+        self.mark_cap = MAX_MARKS  # `_space_marks` is called when the marks reach this count
+        self.mark_gap = 0         # bytes between marks once thinned (0: every segment)
         self.last_sig = None
         self.last_sig_ts = 0
         self.capture_duplicates = 0
@@ -202,9 +239,27 @@ class Half:
                 and self.gap_bytes == 0 and not self.pending)
 
     def timestamp_at(self, offset: int):
-        """Timestamp (ns) of the segment that carried stream byte `offset`."""
+        """Timestamp (ns) of the segment that carried stream byte `offset`.
+
+        Exact while the direction kept at most `MAX_MARKS` segments (up to 1 MiB of
+        segments over 1 KiB, the usual case). Past that the marks are thinned
+        (`_space_marks`), so the time is that of a segment up to `mark_gap` bytes
+        before `offset` (about `kept / 512` bytes): the marks cost a fixed amount
+        per direction, not one entry per segment.
+        """
         index = bisect_right(self.marks, offset)
         return self.mark_ts[index - 1] if index else self.first_ts
+
+    def _space_marks(self) -> None:
+        """Past `MAX_MARKS` marks keep every other one, and from then on mark only the
+        segments at least `mark_gap` bytes (their mean spacing) after the last mark."""
+        marks = self.marks
+        if len(marks) >= MAX_MARKS:
+            del marks[1::2]
+            del self.mark_ts[1::2]
+            self.mark_gap = max(1, (marks[-1] - marks[0]) // (len(marks) - 1))
+            self.mark_cap = 0
+        self.mark_next = marks[-1] + self.mark_gap
 
     def _held(self, offset: int, length: int):
         for chunk in self.chunks:
@@ -249,16 +304,21 @@ class Half:
                 chunks = self.chunks
                 last = chunks[-1] if chunks else None
                 if last is not None and last.start + last.size == offset:
-                    last.parts.append(part)
+                    parts = last.parts
+                    parts.append(part)
                     last.size += size
+                    if len(parts) >= last.join_at:
+                        last.compact()
                 else:
                     chunks.append(Chunk(offset, part))
                 self.kept = kept + size
                 table.kept_total += size
-                marks = self.marks
-                if len(marks) < MAX_MARKS:
+                if offset >= self.mark_next:
+                    marks = self.marks
                     marks.append(offset)
                     self.mark_ts.append(ts)
+                    if len(marks) >= self.mark_cap:
+                        self._space_marks()
                 if size < length:
                     self.retain_cut = True
         self.seq_next = (self.seq_next + length) & MASK
@@ -508,14 +568,19 @@ class FlowTable:
                 # both budgets, extending the last chunk. This is what `Half._append`
                 # does for them, without the call and the budget arithmetic (the
                 # packet path on the benchmark capture: 4% fewer instructions).
-                last.parts.append(buf[start:end])
+                parts = last.parts
+                parts.append(buf[start:end])
                 last.size += length
+                if len(parts) >= last.join_at:
+                    last.compact()
                 half.kept = kept
                 self.kept_total += length
-                marks = half.marks
-                if len(marks) < MAX_MARKS:
+                if offset >= half.mark_next:
+                    marks = half.marks
                     marks.append(offset)
                     half.mark_ts.append(ts)
+                    if len(marks) >= half.mark_cap:
+                        half._space_marks()
                 half.seq_next = (seq + length) & MASK
                 half.next = offset + length
                 half.unique_bytes += length
