@@ -134,8 +134,9 @@ def _midstream_tls(data: bytes):
 # A stream caught mid-connection may begin inside a record: at most one record's body
 # and header come before the first header seen.
 RECORD_TAIL = tls.MAX_RECORD_LENGTH + 5
-# Random bytes hold a printable run this long about once in 5 MB; text holds many.
-CIPHER_RUN = 16
+# Random bytes hold a run of this many printable ASCII characters about once in 20 GB;
+# text holds many. (`readable_count` also reads UTF-8, which random bytes make often.)
+PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]{24}")
 # Records both sides of a hello walked this far are a TLS session, even where they stop
 # later: FTP's CCC goes back to clear commands (a stop the record walk reports).
 SESSION_RECORDS = 4
@@ -144,11 +145,11 @@ SESSION_RECORDS = 4
 def _ciphertext_like(data: bytes) -> bool:
     """Bytes that may be the unseen start of a record: short, with no printable run a
     cipher would not make, and no secret."""
-    return (len(data) <= RECORD_TAIL and readable_count(data, CIPHER_RUN) == 0
+    return (len(data) <= RECORD_TAIL and PRINTABLE_RUN.search(data) is None
             and not scan_secrets(data).secrets)
 
 
-def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False):
+def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False, facts=None):
     """Why the TLS found in a flow is only TLS-shaped bytes, as (direction, offset,
     reason), or None when it is a TLS stream.
 
@@ -161,15 +162,15 @@ def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False):
     (`tls.record_chain`): they run on to the end of what was kept (a last record
     may be cut where the stream is: still open, or a hole or the retention bound
     ends what was kept), or, after a hello, for a whole handshake's worth of
-    records. Where both sides open with a hello (ClientHello, then ServerHello, each
-    at its stream's first byte), no chance pattern is left to fear. After a hello the client's first record is
-    whole, and the server answers in records: from its first byte, from a
-    ServerHello after a plaintext reply where the hello itself came after
-    plaintext (STARTTLS, HTTP CONNECT), or, its first bytes damaged, from a chain
-    no further in than one record, behind bytes a cipher could have made. In a
-    stream caught mid-connection each direction runs as such a chain of at least
-    three records (two and a cut one, or any that end it exactly), or, too short for
-    one, could be ciphertext. A tunnel that HTTP CONNECT opened was declared, not
+    records. A hello is one: it parses as a ClientHello (`facts`), and the server's
+    answer parses as a ServerHello, from the reply's first byte, after a plaintext
+    reply where the hello itself came after plaintext (STARTTLS), or, the reply's
+    first bytes damaged, from a chain no further in than one record behind bytes a
+    cipher could have made; or the server answers with an alert. Both hellos parsed
+    at the streams' first bytes leave no chance pattern to fear. In a stream caught
+    mid-connection each direction runs as such a chain of at least three records
+    (two and a cut one, or any that end it exactly) whose application data holds no
+    printable run, or, too short for one, could be ciphertext. A tunnel that HTTP CONNECT opened was declared, not
     guessed: only text in it (a record shape followed by a request) undoes it.
     """
     def chain(data, pos, direction, session_ok):
@@ -189,7 +190,9 @@ def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False):
             if not head:
                 continue
             if offset is None:
-                if _ciphertext_like(head):
+                # A whole direction taken for ciphertext must look random: Kryo, UTF-16
+                # and NUL-separated text hide from the scanners, not from a zero count.
+                if _ciphertext_like(head) and head.count(0) <= len(head) // 64 + 4:
                     continue
                 return (direction, 0, f"TLS records in a stream caught mid-connection, but "
                         f"none in {direction}, whose {len(head)} bytes are not a record's "
@@ -205,41 +208,93 @@ def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False):
             if doubt is None and not enough:
                 doubt = (direction, offset, f"only {records} whole TLS records from offset "
                          f"{offset} in {direction}, caught mid-connection: read as plaintext")
+            if doubt is None and (text := _text_in_records(head, offset)) is not None:
+                doubt = (direction, text, f"TLS records from offset {offset} in {direction}, "
+                         f"caught mid-connection, but the one at offset {text} carries "
+                         "text: read as plaintext")
             if doubt is not None:
                 return doubt
         return None
 
-    if not start and s2c and tls.tls_server_start(s2c) == 0:
-        return None
     if tunnel:
         return _tunnel_doubt(c2s, s2c, start)
-    if c2s:
-        records, _, doubt = chain(c2s, start, "c2s", True)
-        if doubt is not None:
-            return doubt
-        if not records and not s2c:
-            return ("c2s", start, f"a TLS ClientHello shape at offset {start} whose record "
-                    "is not whole, and no reply: read as plaintext")
-    if not s2c:
+    malformed = {a["direction"] for a in facts.anomalies if a["kind"] == "malformed-handshake"}
+    client_hello = (facts.client_hello_seen and "c2s" not in malformed) or _hello_sized(c2s, start, 1)
+    server_hello = (facts.server_hello_seen and "s2c" not in malformed) or _hello_sized(s2c, 0, 2)
+    if not start and client_hello and server_hello and tls.tls_server_start(s2c) == 0:
         return None
+    if not c2s:
+        # The server's records, nothing from the client: whole ones, the first a
+        # handshake or an alert.
+        records, _, doubt = chain(s2c, 0, "s2c", False)
+        if doubt is None and not (records and (server_hello or _opens_handshake(s2c))):
+            doubt = ("s2c", 0, "TLS record shapes from the server, the first neither a "
+                     "handshake nor an alert, and nothing from the client: read as plaintext")
+        return doubt
+    doubt = chain(c2s, start, "c2s", client_hello)[2]
+    if doubt is not None:
+        return doubt
+    if not s2c:
+        if client_hello:
+            return None
+        return ("c2s", start, f"a TLS ClientHello shape at offset {start} that does not parse "
+                "as a ClientHello, and no reply: read as plaintext")
     if start:
         found = tls.tls_server_start(s2c)
         if found is None:
             return ("s2c", 0, f"a TLS ClientHello shape at offset {start}, but the server "
                     "sent no ServerHello: read as plaintext")
-        return chain(s2c, found, "s2c", True)[2]
-    records, _, doubt = chain(s2c, 0, "s2c", True)
+        return chain(s2c, found, "s2c", client_hello)[2]
+    doubt = chain(s2c, 0, "s2c", client_hello)[2]
+    if doubt is None and not (server_hello or _opens_handshake(s2c)):
+        doubt = ("s2c", 0, "TLS records from the server, but the first is neither a "
+                 "handshake nor an alert: read as plaintext")
     if doubt is not None:
         # A damaged first copy of the reply's start (a conflicting retransmission)
         # must not make a TLS server plaintext: a chain close behind bytes a cipher
         # could have made will do.
         found = _midstream_tls(s2c)
-        if found is not None and found <= RECORD_TAIL and _ciphertext_like(s2c[:found]):
-            records, _, doubt = chain(s2c, found, "s2c", True)
-    if doubt is None and not records and not c2s:
-        doubt = ("s2c", 0, "a TLS record shape from the server, not whole, and nothing "
-                 "from the client: read as plaintext")
+        if found and found <= RECORD_TAIL and _ciphertext_like(s2c[:found]):
+            doubt = chain(s2c, found, "s2c", client_hello)[2]
     return doubt
+
+
+# The smallest hello body: version, random, session id length, one cipher suite (a
+# ClientHello's list length too) and a compression method.
+MIN_HELLO = 38
+
+
+def _hello_sized(data: bytes, pos: int, msg_type: int) -> bool:
+    """A hello the parser could not read (damaged further on, as test suites' broken
+    handshakes are) still has a hello's header: a handshake record whose first
+    message is `msg_type`, of a hello's size, opening with a 03 xx version. A shape
+    of ten bytes does not."""
+    head = data[pos:pos + 10]
+    return (len(head) == 10 and head[0] == tls.HANDSHAKE and head[5] == msg_type
+            and int.from_bytes(head[6:9], "big") >= MIN_HELLO and head[9] == 3)
+
+
+def _opens_handshake(s2c: bytes) -> bool:
+    """The reply's first record is an alert, or a handshake record without the
+    printable run a ServerHello never holds (one the parser could not read)."""
+    if s2c[0] == tls.ALERT:
+        return True
+    walked, end, _ = tls.record_chain(s2c, 0, enough=1)
+    return (s2c[0] == tls.HANDSHAKE
+            and PRINTABLE_RUN.search(s2c, 5, end if walked else RECORD_TAIL) is None)
+
+
+def _text_in_records(data: bytes, pos: int, records: int = 8):
+    """Offset of the first of the next `records` application-data records from `pos`
+    whose body holds a printable run a cipher would not make, or None."""
+    for _ in range(records):
+        walked, end, _ = tls.record_chain(data, pos, enough=1)
+        if not walked:
+            return None
+        if data[pos] == tls.APPLICATION_DATA and PRINTABLE_RUN.search(data, pos + 5, end):
+            return pos
+        pos = end
+    return None
 
 
 def _tunnel_doubt(c2s, s2c, start):
@@ -376,7 +431,7 @@ def examine(flow, ctx: Context, out) -> None:
                               complete_s2c=shalf.head_complete())
         doubt = _tls_doubt(c2s, s2c, start, midstream, flow.closed,
                            {"c2s": chalf.head_complete(), "s2c": shalf.head_complete()},
-                           tunnel)
+                           tunnel, facts)
         if doubt is not None:
             out.anomaly(fid, doubt[0], doubt[1], "tls-lookalike", doubt[2], source="tls")
             facts = None

@@ -203,3 +203,42 @@ def test_tls_cut_by_the_capture_or_a_hole_stays_tls(tmp_path):
     del packets[3]                                           # a segment never captured
     analysis = _analyze(tmp_path, packets, "hole.pcap")
     assert analysis.flows.iloc[0].verdict == "tls" and _lookalikes(analysis) == []
+
+
+# --- breaker round 5: hellos that do not parse, text inside records ----------------------
+
+
+def test_hello_shapes_on_both_sides_then_plaintext_is_plaintext(tmp_path):
+    """Found by the breaker (501): a ClientHello shape and a ServerHello shape, each at its
+    stream's first byte, made the flow TLS whatever followed."""
+    c2s = HELLO_SHAPE + b"GET /jobs HTTP/1.1\r\nHost: jm\r\n\r\n"
+    s2c = SERVER_HELLO_SHAPE + b"\x00" + _reply(b"")
+    analysis = _analyze(tmp_path, conversation(c2s=[c2s], s2c=[s2c]))
+    assert analysis.flows.iloc[0].verdict == "plaintext"
+    assert "hunter2-prod-Secret-77" in set(analysis.findings["value"])
+
+
+def _record(content_type: int, body: bytes) -> bytes:
+    return bytes([content_type, 3, 3]) + len(body).to_bytes(2, "big") + body
+
+
+def test_text_inside_whole_records_is_not_tls(tmp_path):
+    """Found by the breaker (502): only record headers were read, so text that filled
+    whole records passed: a hello-shaped record as the whole stream, a reply of one
+    record of text, records of text mid-stream, four tiny records before plaintext."""
+    text = b"GET /jobs HTTP/1.1\r\nAuthorization: Basic YWRtaW46aHVudGVyMg==\r\n\r\n"
+    hello_of_text = _record(22, b"\x01\x00\x00\x01\x03 " + text)
+    tiny = b"".join(_record(23, b"x") for _ in range(4))
+    cases = {
+        "hello record of text, no reply": (conversation(c2s=[hello_of_text]), "c2s"),
+        "reply one record of text": (conversation(c2s=[hello_of_text],
+                                                  s2c=[_record(23, _reply(b""))]), "c2s"),
+        "records of text mid-stream": (_one_way([_record(23, text)] * 3,
+                                                [_record(23, _reply(b""))] * 3), "c2s"),
+        "four tiny records, then text": (conversation(c2s=[HELLO_SHAPE + tiny + text],
+                                                      s2c=[_reply(b"")]), "c2s"),
+    }
+    for name, (packets, _) in cases.items():
+        analysis = _analyze(tmp_path, packets, "case.pcap")
+        assert analysis.flows.iloc[0].verdict != "tls", name
+        assert _lookalikes(analysis), name
