@@ -197,7 +197,12 @@ def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False, facts
                 return (direction, 0, f"TLS records in a stream caught mid-connection, but "
                         f"none in {direction}, whose {len(head)} bytes are not a record's "
                         "tail: read as plaintext")
-            if not _ciphertext_like(head[:offset]):
+            # A capture that begins during the handshake begins inside a handshake
+            # record: its tail is a certificate's names and dates, public and
+            # printable, and the chain goes on with handshake or ChangeCipherSpec.
+            handshake_tail = (head[offset] in (tls.HANDSHAKE, tls.CHANGE_CIPHER_SPEC)
+                              and offset <= RECORD_TAIL and not scan_secrets(head[:offset]).secrets)
+            if not handshake_tail and not _ciphertext_like(head[:offset]):
                 return (direction, 0, f"TLS records from offset {offset} in {direction}, "
                         f"caught mid-connection, but the {offset} bytes before them are not "
                         "a record's tail: read as plaintext")

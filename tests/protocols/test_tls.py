@@ -739,3 +739,25 @@ def test_sslv2_hello_found_after_a_binary_head(version):
     # The limit bounds where the hello may start, not where it ends.
     assert tls_start(c2s, limit=len(head) + len(near_misses) + 1) == len(head) + len(near_misses)
     assert tls_start(c2s, limit=len(head) + len(near_misses)) is None
+
+
+def test_capture_starting_inside_the_server_certificate_is_tls(tmp_path):
+    """Found by the breaker (504): a real TLS 1.2 session whose capture began inside the
+    server's Certificate record was `opaque` (its tail's printable names and dates were
+    refused as a record's tail), so `check` failed a TLS cluster."""
+    import flinkwire
+    from builders import pcap_bytes, tcp_packet
+
+    c2s, s2c, _ = _handshake(*_contexts(_pki(tmp_path, "ec")))
+    hello_end = 5 + int.from_bytes(s2c[3:5], "big")     # the ServerHello record
+    s2c = s2c[hello_end + 100:]                          # the capture starts in the next
+    client_flight = 5 + int.from_bytes(c2s[3:5], "big")
+    c2s = c2s[client_flight:]                            # ... after the ClientHello
+    packets = [tcp_packet("192.0.2.11", 43000, "192.0.2.10", 6123, 5000, 9000, "PA", c2s),
+               tcp_packet("192.0.2.10", 6123, "192.0.2.11", 43000, 9000, 5000 + len(c2s),
+                          "PA", s2c)]
+    path = tmp_path / "mid-certificate.pcap"
+    path.write_bytes(pcap_bytes([bytes(p) for p in packets]))
+    analysis = flinkwire.analyze(path)
+    assert analysis.flows.iloc[0].verdict == "tls"
+    assert "tls-lookalike" not in set(analysis.anomalies["kind"])
