@@ -149,7 +149,7 @@ def _ciphertext_like(data: bytes) -> bool:
             and not scan_secrets(data).secrets)
 
 
-def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False, facts=None):
+def _tls_doubt(c2s, s2c, start, midstream, facts, closed, complete, tunnel):
     """Why the TLS found in a flow is only TLS-shaped bytes, as (direction, offset,
     reason), or None when it is a TLS stream.
 
@@ -170,8 +170,9 @@ def _tls_doubt(c2s, s2c, start, midstream, closed, complete, tunnel=False, facts
     at the streams' first bytes leave no chance pattern to fear. In a stream caught
     mid-connection each direction runs as such a chain of at least three records
     (two and a cut one, or any that end it exactly) whose application data holds no
-    printable run, or, too short for one, could be ciphertext. A tunnel that HTTP CONNECT opened was declared, not
-    guessed: only text in it (a record shape followed by a request) undoes it.
+    printable run, or, too short for one, could be ciphertext. A tunnel that HTTP
+    CONNECT opened was declared, not guessed: only text in it (a record shape followed
+    by a request) undoes it.
     """
     def chain(data, pos, direction, session_ok):
         """Whole records from `pos`, how their run ends, and the doubt about them."""
@@ -305,14 +306,14 @@ def _text_in_records(data: bytes, pos: int, records: int = 8):
 def _tunnel_doubt(c2s, s2c, start):
     """The doubt about a tunnel HTTP CONNECT opened with a record header: none unless
     text follows, where records (or a cipher's bytes) should, in either direction."""
-    records, stop, how = tls.record_chain(c2s, start)
-    if how not in ("end", "enough", "cut") and not _ciphertext_like(c2s[start:][:RECORD_TAIL]):
+    _, stop, how = tls.record_chain(c2s, start)
+    if how == "bad" and not _ciphertext_like(c2s[start:start + RECORD_TAIL]):
         return ("c2s", start, f"an HTTP CONNECT tunnel from offset {start}, but its records "
                 f"stop at offset {stop} and text follows: read as plaintext")
     match = HEADER_END.search(s2c, 0, 8192)
     reply = match.end() if match else 0
-    if s2c[reply:] and tls.record_chain(s2c, reply)[2] == "bad" \
-            and not _ciphertext_like(s2c[reply:][:RECORD_TAIL]):
+    if (len(s2c) > reply and tls.record_chain(s2c, reply)[2] == "bad"
+            and not _ciphertext_like(s2c[reply:reply + RECORD_TAIL])):
         return ("s2c", reply, f"an HTTP CONNECT tunnel, but the server sends text from offset "
                 f"{reply}: read as plaintext")
     return None
@@ -431,12 +432,10 @@ def examine(flow, ctx: Context, out) -> None:
             s2c_start = midstream[1] if midstream[1] is not None else len(s2c)
         else:
             s2c_start = tls.tls_server_start(s2c) if start else 0
+        complete = {"c2s": chalf.head_complete(), "s2c": shalf.head_complete()}
         facts = tls.parse_tls(c2s, s2c, start_c2s=start, start_s2c=s2c_start or 0,
-                              complete_c2s=chalf.head_complete(),
-                              complete_s2c=shalf.head_complete())
-        doubt = _tls_doubt(c2s, s2c, start, midstream, flow.closed,
-                           {"c2s": chalf.head_complete(), "s2c": shalf.head_complete()},
-                           tunnel, facts)
+                              complete_c2s=complete["c2s"], complete_s2c=complete["s2c"])
+        doubt = _tls_doubt(c2s, s2c, start, midstream, facts, flow.closed, complete, tunnel)
         if doubt is not None:
             out.anomaly(fid, doubt[0], doubt[1], "tls-lookalike", doubt[2], source="tls")
             facts = None
